@@ -1,0 +1,1 @@
+"""HTTP servers of inferwatch (for now: the standalone ``/metrics`` server)."""
