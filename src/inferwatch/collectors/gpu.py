@@ -248,7 +248,7 @@ class GPUCollector:
                 continue
             uuid = _text(self._call(nvml.nvmlDeviceGetUUID, data.device))
             if uuid in self._xid_totals:
-                self._xid_totals[uuid] = 1.0
+                self._xid_totals[uuid] += 1.0
 
     def _collect_into(self, fams: dict[str, FamilySnapshot]) -> None:
         nvml = self._nvml

@@ -26,14 +26,23 @@ def is_flask(app: Any) -> bool:
 
 
 class _TimedBody:
-    """Wraps a response iterable to record the request when it is closed."""
+    """Wraps a response iterable to record the request once, when it has been sent.
 
-    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    That is when iteration ends or when the server calls ``close()``, whichever is first.
+    """
+
+    def __init__(self, body: Iterable[bytes], on_done: Callable[[], None]) -> None:
         self._body = body
-        self._on_close = on_close
+        self._on_done: Callable[[], None] | None = on_done
+
+    def _done(self) -> None:
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            on_done()
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        yield from self._body
+        self._done()
 
     def close(self) -> None:
         try:
@@ -41,7 +50,7 @@ class _TimedBody:
             if close is not None:
                 close()
         finally:
-            self._on_close()
+            self._done()
 
 
 class WSGIMetricsMiddleware:
