@@ -59,8 +59,6 @@ def test_histogram_buckets_are_cumulative_and_end_in_inf(populated: Registry) ->
         if s.name.endswith("_bucket")
     ]
     assert buckets == [(1.0, 0.0), (10.0, 1.0), (math.inf, 1.0)]
-    score = [
-        s.value for s in families["score"].samples if s.name.endswith("_bucket")
-    ]
+    score = [s.value for s in families["score"].samples if s.name.endswith("_bucket")]
     assert score == sorted(score)
     assert score[-1] == 1

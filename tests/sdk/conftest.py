@@ -8,7 +8,6 @@ from inferwatch import Monitor, Registry
 from tests.sdk.support import Samples
 
 
-
 @pytest.fixture
 def registry() -> Registry:
     return Registry(collectors=[], include_default_registry=False, multiprocess=False)

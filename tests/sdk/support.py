@@ -10,4 +10,3 @@ MV = (("model", "m"), ("version", "1"))
 
 def outcome(name: str, etype: str = "") -> tuple[tuple[str, str], ...]:
     return (("error_type", etype), ("model", "m"), ("outcome", name), ("version", "1"))
-

@@ -62,9 +62,7 @@ def test_fork_child_starts_from_zero(registry: Registry) -> None:
     if pid == 0:  # pragma: no cover - runs in the child
         try:
             predict()
-            fam = next(
-                f for f in registry.snapshot() if f.name == "inferwatch_inferences_total"
-            )
+            fam = next(f for f in registry.snapshot() if f.name == "inferwatch_inferences_total")
             os.write(write_fd, str(fam.samples[("forked", "1", "success", "")]).encode())
         finally:
             os._exit(0)

@@ -38,9 +38,12 @@ def test_flask_routes_are_labelled_by_rule(monitor: Monitor, read: Read) -> None
     totals = read("inferwatch_http_requests_total")
     assert totals[(("method", "GET"), ("route", "/double/<int:x>"), ("status", "200"))] == 2
     assert totals[(("method", "GET"), ("route", "<unmatched>"), ("status", "404"))] == 1
-    assert read("inferwatch_inferences_total")[
-        (("error_type", ""), ("model", "m"), ("outcome", "success"), ("version", "1"))
-    ] == 2
+    assert (
+        read("inferwatch_inferences_total")[
+            (("error_type", ""), ("model", "m"), ("outcome", "success"), ("version", "1"))
+        ]
+        == 2
+    )
 
 
 def test_flask_error_is_a_500(monitor: Monitor, read: Read) -> None:

@@ -43,6 +43,8 @@ class Monitor:
         self.version = version
         self.registry = registry if registry is not None else default_registry()
         self._recorder = self.registry.inference_recorder(model, version)
+        # Join the worker group now, so siblings find this worker before any scrape.
+        self.registry.worker_group()
 
     @overload
     def track(self, fn: F, /) -> F: ...

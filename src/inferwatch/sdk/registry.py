@@ -263,6 +263,8 @@ def _default_registry_metrics(skip: set[str]) -> Iterable[Metric]:
 def _after_fork_in_child() -> None:
     for registry in list(_REGISTRIES):
         registry.reset_after_fork()
+        if registry._inference:
+            registry.worker_group()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

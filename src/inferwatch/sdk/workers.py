@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import threading
@@ -60,12 +61,23 @@ def detect_group_key(*, force: bool = False) -> str | None:
 
 
 def group_dir(key: str) -> Path:
-    """The private directory of a worker group."""
+    """The private directory of a worker group (stale ones of dead servers removed)."""
     base = Path(tempfile.gettempdir()) / f"inferwatch-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
+    _remove_stale_groups(base, keep=key)
     path = base / f"workers-{key}"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
+
+
+def _remove_stale_groups(base: Path, keep: str) -> None:
+    """Delete group directories whose server (the parent pid) no longer runs."""
+    for path in base.glob("workers-*"):
+        key = path.name.removeprefix("workers-")
+        pid, _, _ = key.partition("-")
+        if key == keep or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- serialisation -------------------------------------------------------------------
