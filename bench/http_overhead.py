@@ -11,8 +11,8 @@ asyncio and h11; the same for all) on a free loopback port:
 
 The load generator is ``wrk`` (``apt-get install wrk``; one thread, fixed keep-alive
 connections, a Lua script for the request mix) in its own process; without wrk a
-Python asyncio client with the same connection count stands in (much slower, so its
-figures are not comparable with wrk's). With two or more CPUs the servers are pinned
+Python asyncio client with the same connection count stands in (compare its figures
+only with each other, not with wrk's). With two or more CPUs the servers are pinned
 to one CPU and the load generator and this driver to another.
 
 While the load runs, the driver scrapes ``/metrics`` of the instrumented variants every

@@ -85,6 +85,21 @@ class PrometheusProcess:
             last = self.value(expr)
         return last
 
+    def wait_until_up(self, timeout: float = 20.0) -> None:
+        """Wait until every target has been scraped successfully at least once.
+
+        Prometheus 2.x applies new targets only every 5 s, so this takes up to ~6 s
+        after start.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.target_health()
+            if health and all(t["health"] == "up" for t in health):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"targets not up after {timeout:g}s: {health}")
+            time.sleep(0.1)
+
     def target_health(self) -> list[dict[str, Any]]:
         """``scrapeUrl``, ``health`` and ``lastError`` of every active target."""
         body = self._client.get("/api/v1/targets").json()

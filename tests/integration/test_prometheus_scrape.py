@@ -63,17 +63,27 @@ def target(base_url: str) -> str:
     return httpx.URL(base_url).netloc.decode("ascii")
 
 
-async def get_all(base_url: str, paths: Sequence[str]) -> list[httpx.Response]:
-    """GET every path, ``CONCURRENCY`` at a time."""
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+async def get_all(
+    base_url: str, paths: Sequence[str], *, keep_alive: bool = True
+) -> list[httpx.Response]:
+    """GET every path, ``CONCURRENCY`` at a time; the responses in the order of ``paths``.
 
-        async def get(path: str) -> httpx.Response:
-            async with semaphore:
-                return await client.get(path)
+    Each of the ``CONCURRENCY`` workers has its own one-connection client: httpx's
+    connection pool spends milliseconds per request once it holds dozens of connections.
+    """
+    responses: list[httpx.Response | None] = [None] * len(paths)
+    pending = iter(range(len(paths)))
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=int(keep_alive))
 
-        return await asyncio.gather(*(get(path) for path in paths))
+    async def worker() -> None:
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+            for i in pending:
+                responses[i] = await client.get(paths[i])
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    done = [r for r in responses if r is not None]
+    assert len(done) == len(paths)
+    return done
 
 
 def latency_app(monitor: Monitor, delays: Sequence[float]) -> FastAPI:
@@ -131,6 +141,7 @@ def test_prometheus_counts_and_quantiles_match_the_requests_sent(
     delays = log_spaced_delays(N_REQUESTS, MIN_DELAY, MAX_DELAY, SEED)
     base_url = asgi_server(latency_app(isolated_monitor("latency-test"), delays))
     prom = prometheus([target(base_url)])
+    prom.wait_until_up()  # so that it scrapes while the requests run, too
 
     responses = asyncio.run(get_all(base_url, [f"/predict/{i}" for i in range(N_REQUESTS)]))
     assert [r.status_code for r in responses] == [200] * N_REQUESTS
@@ -173,8 +184,12 @@ def test_prometheus_counts_errors_and_rejections_by_outcome_and_status(
     expected = {o: sum(outcome_of(i) == o for i in items) for o in ("success", "error", "rejected")}
     base_url = asgi_server(failing_app(isolated_monitor("error-test")))
     prom = prometheus([target(base_url)])
+    prom.wait_until_up()
 
-    responses = asyncio.run(get_all(base_url, [f"/classify/{i}" for i in items]))
+    # uvicorn closes the connection after the 500 of an unhandled exception; a client
+    # reusing it could race with the close, so every request gets its own connection.
+    paths = [f"/classify/{i}" for i in items]
+    responses = asyncio.run(get_all(base_url, paths, keep_alive=False))
     statuses = [r.status_code for r in responses]
     assert statuses.count(500) == expected["error"]
     assert statuses.count(503) == expected["rejected"]

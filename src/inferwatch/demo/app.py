@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AllowInfNan, BaseModel, Field, Strict
 
 from inferwatch.sdk.monitor import Monitor
+
+if TYPE_CHECKING:
+    import uvicorn
 
 #: Pixels per digit image (8x8, row by row, intensities 0..16).
 N_FEATURES = 64
@@ -365,7 +368,7 @@ def run_demo(
     say(f"  docs     GET  {base}/docs")
     say("  traffic: " + (f"about {rate:g} requests/s in the background" if traffic else "off"))
     say("Press Ctrl-C to stop.")
-    with _signals_end_quietly():
+    with _quiet_signal_exit(server):
         if generator is not None:
             generator.start()
         try:
@@ -381,22 +384,24 @@ def _print(line: str) -> None:
 
 
 @contextlib.contextmanager
-def _signals_end_quietly() -> Iterator[None]:
-    """While uvicorn serves, make its re-raised SIGINT/SIGTERM a no-op, not a crash.
+def _quiet_signal_exit(server: uvicorn.Server) -> Iterator[None]:
+    """Make SIGINT/SIGTERM end :func:`run_demo` by returning, not by a crash.
 
-    uvicorn shuts down gracefully on these signals and then raises them again for the
-    handler that was there before; with this one there, :func:`run_demo` just returns.
+    While it serves, uvicorn handles these signals itself: it shuts down gracefully, then
+    raises the signal again for the handler that was there before, which is this one.
+    That second delivery is ignored; a signal before uvicorn took over stops the start.
     """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not server.should_exit:
+            raise KeyboardInterrupt
+
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, _ignore_signal)
+            previous[signum] = signal.signal(signum, on_signal)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _ignore_signal(sig: int, frame: FrameType | None) -> None:
-    pass
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)

@@ -14,6 +14,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from inferwatch.exposition import render
+from inferwatch.sdk.recorder import FOLD_THRESHOLD, STATUS_BASE
 from inferwatch.sdk.registry import Registry
 
 Scope = MutableMapping[str, Any]
@@ -65,7 +66,9 @@ class MetricsMiddleware:
         finally:
             try:
                 rec = self.registry.http_recorder(scope["method"], route_template(scope))
-                rec.done.append((perf_counter_ns() - t0, status))
+                rec.done.append((perf_counter_ns() - t0) * STATUS_BASE + status)
+                if len(rec.done) >= FOLD_THRESHOLD:
+                    rec.fold()
             except Exception as exc:
                 self.registry.internal_error("asgi", exc)
 

@@ -43,15 +43,23 @@ def started_count(counter: itertools.count[int]) -> int:
 class InferenceRecorder:
     """Buffers and aggregates of one model version's inferences.
 
-    The SDK writes the buffers (``ok``, ``ok_batched``, ``errors``, ``rejected``,
-    ``queue``, ``compute``) and calls ``next(started)`` on entry; readers call
-    :meth:`fold` then read the aggregates.
+    The SDK writes the buffers and calls ``next(started)`` on entry; readers call
+    :meth:`fold` then read the aggregates. Buffers hold plain ints where possible
+    (ints are not tracked by the garbage collector, tuples are):
+
+    - ``ok``: durations (ns) of successful calls without a batch size;
+    - ``ok_batched`` and ``batches``: durations and batch sizes of successful batched
+      calls, appended separately (the two aggregates are independent, so racing
+      threads interleaving their appends change nothing);
+    - ``errors``: ``(ns, exception type name)``; ``rejected``: durations;
+    - ``queue`` and ``compute``: the two parts of explicit-form inferences.
     """
 
     __slots__ = (
         "_fold_lock",
         "_started_base",
         "batch_sizes",
+        "batches",
         "compute",
         "compute_latency",
         "errors",
@@ -72,7 +80,8 @@ class InferenceRecorder:
         self.started = itertools.count()
         self._started_base = 0
         self.ok: list[int] = []
-        self.ok_batched: list[tuple[int, int]] = []
+        self.ok_batched: list[int] = []
+        self.batches: list[int] = []
         self.errors: list[tuple[int, str]] = []
         self.rejected: list[int] = []
         self.queue: list[int] = []
@@ -90,6 +99,7 @@ class InferenceRecorder:
         with self._fold_lock:
             ok = drain(self.ok)
             batched = drain(self.ok_batched)
+            batches = drain(self.batches)
             errors = drain(self.errors)
             rejected = drain(self.rejected)
             queue = drain(self.queue)
@@ -97,13 +107,13 @@ class InferenceRecorder:
             outcomes = self.outcomes
             if ok or batched:
                 self.latency.add_ns(ok)
-                self.latency.add_ns(ns for ns, _ in batched)
+                self.latency.add_ns(batched)
                 n_ok = len(ok) + len(batched)
                 outcomes["success", ""] = outcomes.get(("success", ""), 0.0) + n_ok
                 self.items += len(ok)
-                for _, size in batched:
-                    self.items += size
-                    self._count_batch(size)
+            for size in batches:
+                self.items += size
+                self._count_batch(size)
             if errors:
                 self.latency.add_ns(ns for ns, _ in errors)
                 for _, etype in errors:
@@ -142,8 +152,10 @@ class InferenceRecorder:
     def reset(self) -> None:
         """Forget everything (used in a forked child, whose parent keeps its own counts)."""
         self._fold_lock = threading.Lock()
-        for buf in (self.ok, self.ok_batched, self.errors, self.rejected, self.queue, self.compute):
+        for buf in (self.ok, self.ok_batched, self.batches, self.rejected, self.queue):
             del buf[:]
+        del self.compute[:]
+        del self.errors[:]
         self._started_base = started_count(self.started)
         self.latency = QuantileSketch()
         self.queue_latency = QuantileSketch()
@@ -153,14 +165,21 @@ class InferenceRecorder:
         self.items = 0.0
 
 
+#: HTTP buffers hold ``duration_ns * STATUS_BASE + status`` as one int.
+STATUS_BASE = 1000
+
+
 class HTTPRecorder:
-    """Buffers and aggregates of one ``(method, route template)`` of an HTTP app."""
+    """Buffers and aggregates of one ``(method, route template)`` of an HTTP app.
+
+    ``done`` holds one int per answered request: ``duration_ns * STATUS_BASE + status``.
+    """
 
     __slots__ = ("_fold_lock", "done", "labels", "latency", "statuses")
 
     def __init__(self, method: str, route: str) -> None:
         self.labels: LabelValues = (method, route)
-        self.done: list[tuple[int, int]] = []
+        self.done: list[int] = []
         self._fold_lock = threading.Lock()
         self.latency = QuantileSketch()
         self.statuses: dict[str, float] = {}
@@ -170,11 +189,15 @@ class HTTPRecorder:
             done = drain(self.done)
             if not done:
                 return
-            self.latency.add_ns(ns for ns, _ in done)
+            self.latency.add_ns([v // STATUS_BASE for v in done])
+            counts: dict[int, int] = {}
+            for v in done:
+                status = v % STATUS_BASE
+                counts[status] = counts.get(status, 0) + 1
             statuses = self.statuses
-            for _, status in done:
+            for status, n in counts.items():
                 key = str(status)
-                statuses[key] = statuses.get(key, 0.0) + 1.0
+                statuses[key] = statuses.get(key, 0.0) + n
 
     def reset(self) -> None:
         self._fold_lock = threading.Lock()

@@ -67,6 +67,7 @@ def wrap(
     started = rec.started
     ok_append = rec.ok.append
     batched_append = rec.ok_batched.append
+    batch_append = rec.batches.append
 
     def batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
         assert get_batch is not None
@@ -80,7 +81,8 @@ def wrap(
         if size is None:
             ok_append(ns)
         else:
-            batched_append((ns, size))
+            batched_append(ns)
+            batch_append(size)
 
     if inspect.isasyncgenfunction(fn):
 
@@ -222,7 +224,8 @@ class Inference:
         elif self.batch_size is None:
             rec.ok.append(ns)
         else:
-            rec.ok_batched.append((ns, int(self.batch_size)))
+            rec.ok_batched.append(ns)
+            rec.batches.append(int(self.batch_size))
 
     async def __aenter__(self) -> Inference:
         return self.__enter__()

@@ -39,10 +39,32 @@ from inferwatch.sdk.sketch import QuantileSketch
 
 log = logging.getLogger("inferwatch.workers")
 
-_SUPERVISORS = re.compile(r"(gunicorn|uvicorn|hypercorn|granian)")
+_SUPERVISORS = frozenset({"gunicorn", "uvicorn", "hypercorn", "granian"})
+_PYTHON = re.compile(r"^python[0-9.]*$")
 #: Seconds to wait for a sibling's answer before using its last written state.
 SIBLING_TIMEOUT = 2.0
 WORKER_LABEL = "worker"
+
+
+def supervisor_program(cmdline: list[str]) -> str | None:
+    """The server program a command line runs (``gunicorn``, ``uvicorn``, ...), or None.
+
+    Looks at the program itself, the script a Python interpreter runs, or the module
+    of ``python -m``; never at other arguments (``sh -c "uvicorn app"`` is a shell).
+    """
+    if not cmdline:
+        return None
+    first = os.path.basename(cmdline[0]).split(":")[0]  # "gunicorn: master [app]"
+    first = first.split()[0] if first.strip() else first
+    if first in _SUPERVISORS:
+        return first
+    if _PYTHON.match(first) and len(cmdline) > 1:
+        if cmdline[1] == "-m" and len(cmdline) > 2:
+            module = cmdline[2].split(".")[0]
+            return module if module in _SUPERVISORS else None
+        script = os.path.basename(cmdline[1])
+        return script if script in _SUPERVISORS else None
+    return None
 
 
 def detect_group_key(*, force: bool = False) -> str | None:
@@ -51,11 +73,11 @@ def detect_group_key(*, force: bool = False) -> str | None:
 
     try:
         parent = psutil.Process(os.getppid())
-        cmdline = " ".join(parent.cmdline())
+        cmdline = parent.cmdline()
         started = parent.create_time()
     except (psutil.Error, OSError):
         return None
-    if not force and not _SUPERVISORS.search(cmdline):
+    if not force and supervisor_program(cmdline) is None:
         return None
     return f"{parent.pid}-{int(started * 1000)}"
 
