@@ -113,6 +113,7 @@ class PrometheusProcess:
         return self.log_path.read_text(errors="replace")
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines of :meth:`log`."""
         return "\n".join(self.log().splitlines()[-lines:])
 
     def stop(self) -> None:

@@ -1,16 +1,18 @@
 """A real Prometheus scrapes an instrumented FastAPI app and agrees with what was sent.
 
 The latencies are known by construction: the tracked model sleeps delays spread
-evenly in log scale from 5 ms to 200 ms (so every 1.09%-wide bucket of the latency
-sketch holds several of them), and the route times the tracked call itself with
-``perf_counter``, within microseconds of the SDK's own measurement. Those measured
-durations are the ground truth; sleep precision does not matter.
+evenly in log scale from 5 ms to 200 ms, and the route times the tracked call itself
+with ``perf_counter``, within microseconds of the SDK's own measurement. Those
+measured durations are the ground truth; sleep precision does not matter.
 
 The exact quantile is the nearest-rank one: the ``ceil(q*n)``-th smallest value.
 That is the observation whose bucket ``histogram_quantile`` picks (the first ``le``
 with a cumulative count of at least ``q*n``) before it interpolates linearly inside
-the bucket, so the two differ by less than one bucket width (1.09%), and by much less
-when the bucket holds several values, as here.
+the bucket, so the two differ by less than one bucket width, 1.09%. The 1% check
+holds because 2000 requests put about six values in every bucket, so the linear
+interpolation lands close to the true value (simulated: under 0.95% in 9000 draws).
+With one value per bucket ``histogram_quantile`` returns the bucket's upper bound,
+and a 1% check would fail about one run in twenty.
 """
 
 from __future__ import annotations

@@ -261,3 +261,28 @@ def test_wrapped_function_keeps_its_name_and_doc(monitor: Monitor) -> None:
 
     assert predict.__name__ == "predict"
     assert predict.__doc__ == "Predict things."
+
+
+def test_buffers_stay_bounded_when_nobody_collects(monitor: Monitor) -> None:
+    from inferwatch.sdk.recorder import FOLD_THRESHOLD
+
+    @monitor.track
+    def fails() -> None:
+        raise ValueError
+
+    @monitor.track
+    def stream() -> Iterator[int]:
+        yield 1
+
+    rec = monitor._recorder
+    for _ in range(2 * FOLD_THRESHOLD):
+        with monitor.inference() as inf:
+            inf.mark_queued_done()
+        with pytest.raises(ValueError):
+            fails()
+        list(stream())
+    limit = FOLD_THRESHOLD + 0x4000 * 3
+    for buf in (rec.ok, rec.errors, rec.queue, rec.compute):
+        assert len(buf) < limit
+    totals = sum(rec.outcomes.values()) + len(rec.ok) + len(rec.errors)
+    assert totals == 6 * FOLD_THRESHOLD

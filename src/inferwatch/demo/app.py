@@ -153,9 +153,13 @@ def _field_path(loc: Sequence[int | str]) -> str:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 body plus a one-line ``message`` naming each bad field and index."""
+    """FastAPI's 422 body plus a one-line ``message`` naming each bad field and index.
+
+    The offending ``input`` is left out of ``detail``: it may be a NaN, which JSON
+    cannot carry, or hundreds of rows.
+    """
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
+    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
     message = "; ".join(f"{_field_path(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors)
     return JSONResponse(
         status_code=422, content={"message": message, "detail": jsonable_encoder(errors)}

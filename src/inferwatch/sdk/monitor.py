@@ -75,6 +75,7 @@ class Monitor:
         """Count requests rejected before reaching the model (for example by a queue limit)."""
         for _ in range(count):
             self._recorder.rejected.append(0)
+        self._recorder.maybe_fold()
 
     def instrument(self, app: Any, *, metrics_path: str | None = "/metrics") -> Any:
         """Add per-route HTTP metrics to a web app and serve ``metrics_path`` on it.

@@ -138,7 +138,8 @@ class InferenceRecorder:
 
     def maybe_fold(self) -> None:
         """Fold when a buffer has grown past the threshold (called from the hot path)."""
-        if len(self.ok) >= FOLD_THRESHOLD or len(self.ok_batched) >= FOLD_THRESHOLD:
+        buffers = (self.ok, self.ok_batched, self.errors, self.rejected, self.queue)
+        if any(len(buf) >= FOLD_THRESHOLD for buf in buffers):
             self.fold()
 
     def in_flight(self) -> float:

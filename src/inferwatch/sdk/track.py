@@ -89,7 +89,8 @@ def wrap(
         @functools.wraps(fn)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             size = batch_of(args, kwargs) if get_batch else None
-            next(started)
+            if not next(started) & _FOLD_MASK:
+                rec.maybe_fold()
             t0 = perf_counter_ns()
             try:
                 async for item in fn(*args, **kwargs):
@@ -106,7 +107,8 @@ def wrap(
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             size = batch_of(args, kwargs) if get_batch else None
-            next(started)
+            if not next(started) & _FOLD_MASK:
+                rec.maybe_fold()
             t0 = perf_counter_ns()
             try:
                 result: Any = yield from fn(*args, **kwargs)
@@ -201,7 +203,8 @@ class Inference:
         self._rejected = True
 
     def __enter__(self) -> Inference:
-        next(self._rec.started)
+        if not next(self._rec.started) & _FOLD_MASK:
+            self._rec.maybe_fold()
         self._t0 = perf_counter_ns()
         return self
 
