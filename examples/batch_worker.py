@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"metrics at {server.url}", flush=True)
     slot = threading.Semaphore(1)
     threads = [
-        threading.Thread(target=work, args=(args.iterations, args.batch_size, slot, seed))
+        threading.Thread(
+            target=work, args=(args.iterations, args.batch_size, slot, seed), daemon=True
+        )
         for seed in range(args.workers)
     ]
     try:
@@ -69,12 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             thread.join()
         total = args.iterations * args.workers
         print(f"processed {total} batches ({total * args.batch_size} items)", flush=True)
-        if args.linger > 0:
-            print(f"serving {server.url} for {args.linger:g} s more", flush=True)
-            time.sleep(args.linger)
     except KeyboardInterrupt:
+        server.stop()
         print("interrupted", flush=True)
         return 130
+    try:
+        if args.linger > 0:
+            print(f"serving {server.url} for {args.linger:g} s more (Ctrl-C ends)", flush=True)
+            time.sleep(args.linger)
+    except KeyboardInterrupt:
+        pass
     finally:
         server.stop()
     return 0

@@ -50,7 +50,7 @@ def demo(
         from inferwatch.demo import run_demo
     except ImportError as exc:
         err_console.print(
-            f"[red]The demo needs the 'demo' extra ({exc.name} is missing):[/red] "
+            f"[red]The demo needs the 'demo' extra ({exc.name or exc} is missing):[/red] "
             "pip install 'inferwatch[demo]'"
         )
         raise typer.Exit(code=1) from exc
@@ -65,7 +65,7 @@ def demo(
 
 
 def _echo(line: str) -> None:
-    console.print(line, markup=False)
+    console.print(line, markup=False, soft_wrap=True)
 
 
 @app.command()
