@@ -6,7 +6,8 @@ best of several repeats. Peers, in the same run:
 
 - prometheus_client: prebound ``Histogram.observe`` + ``Counter.inc`` (the usual
   hand-written instrumentation), and the same plus an in-flight ``Gauge`` inc/dec;
-- OpenTelemetry SDK: ``Histogram.record`` + ``Counter.add`` + ``UpDownCounter.add``.
+- OpenTelemetry SDK: ``Histogram.record`` + ``Counter.add`` + ``UpDownCounter.add``
+  (in-flight up and down), and ``Histogram.record`` alone.
 
 inferwatch defers aggregation to collection time. Its figure is the sum of the hot
 path (what the request waits for) and the fold at collection per recorded call (CPU
@@ -84,6 +85,27 @@ def make_prometheus(with_gauge: bool) -> Callable[[int], Any]:
     return wrapped
 
 
+def make_otel_record_only() -> Callable[[int], Any] | None:
+    """OpenTelemetry doing only the latency histogram (the usual single-figure peer)."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    except ImportError:
+        return None
+    hist = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    latency = hist.create_histogram("latency", unit="s")
+    attrs = {"model": "bench"}
+    perf = time.perf_counter
+
+    def wrapped(x: int) -> int:
+        t0 = perf()
+        r = noop(x)
+        latency.record(perf() - t0, attrs)
+        return r
+
+    return wrapped
+
+
 def make_otel() -> Callable[[int], Any] | None:
     try:
         from opentelemetry.sdk.metrics import MeterProvider
@@ -130,6 +152,9 @@ def main() -> None:
     otel = make_otel()
     if otel is not None:
         contenders["opentelemetry_sdk"] = otel
+    otel_record = make_otel_record_only()
+    if otel_record is not None:
+        contenders["opentelemetry_sdk_histogram_only"] = otel_record
 
     bare = per_call_ns(noop, n, repeats)
     results: dict[str, Any] = {"calls_per_repeat": n, "bare_call_ns": round(bare, 1)}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,13 +26,13 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import free_port, stop_process
 
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> int:
+    """A free loopback TCP port."""
+    return free_port()
 
 
 def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
@@ -102,12 +101,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[[Sequence[str]], Spawned]]:
     yield start
     for spawned in started:
         if spawned.process.poll() is None:
-            spawned.process.terminate()
-            try:
-                spawned.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                spawned.process.kill()
-                spawned.process.wait(timeout=10)
+            stop_process(spawned.process)
 
 
 @pytest.fixture

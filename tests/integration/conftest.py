@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -27,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import free_port, stop_process
+
 PROMETHEUS_MISSING = (
     "the `prometheus` binary is not on PATH; integration tests need a real Prometheus. "
     "Run the README's test setup (on Debian/Ubuntu: `sudo apt-get install prometheus`, "
@@ -34,14 +35,6 @@ PROMETHEUS_MISSING = (
 )
 _START_ATTEMPTS = 3
 _LOG_TAIL_LINES = 60
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PrometheusProcess:
@@ -119,13 +112,7 @@ class PrometheusProcess:
     def stop(self) -> None:
         """Terminate Prometheus and wait for it to exit (idempotent)."""
         self._client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __repr__(self) -> str:
         return f"PrometheusProcess(url={self.url!r}, pid={self.process.pid})"
