@@ -1,0 +1,104 @@
+"""Label sets, the staleness marker, and label matchers: the vocabulary of the store.
+
+A :data:`Labels` value is a tuple of ``(name, value)`` pairs sorted by name, including
+``__name__``; it is hashable and is the identity of a series. Empty label values are
+dropped, as in Prometheus (a label with an empty value is the same as no label).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+Labels: TypeAlias = tuple[tuple[str, str], ...]
+
+#: Prometheus's staleness marker: a NaN with this exact bit pattern.
+STALE_NAN_BITS = 0x7FF0000000000002
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+
+METRIC_NAME = "__name__"
+
+
+def is_stale(value: float) -> bool:
+    """Whether ``value`` is the staleness marker (not just any NaN)."""
+    return math.isnan(value) and struct.pack("<d", value) == _STALE_BYTES
+
+
+_STALE_BYTES = struct.pack("<Q", STALE_NAN_BITS)
+
+
+def make_labels(pairs: Mapping[str, str] | Iterable[tuple[str, str]]) -> Labels:
+    """A canonical label set: sorted by name, empty values dropped."""
+    items = pairs.items() if isinstance(pairs, Mapping) else pairs
+    return tuple(sorted((k, v) for k, v in items if v != ""))
+
+
+def metric_name(labels: Labels) -> str:
+    for k, v in labels:
+        if k == METRIC_NAME:
+            return v
+    return ""
+
+
+def format_labels(labels: Labels) -> str:
+    """``name{a="1",b="2"}``, as Prometheus prints a series."""
+    name = metric_name(labels)
+    rest = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), chr(92) + "n")}"'
+        for k, v in labels
+        if k != METRIC_NAME
+    )
+    return f"{name}{{{rest}}}" if rest or not name else name
+
+
+MatchOp = Literal["=", "!=", "=~", "!~"]
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One label matcher: ``name op value`` with Prometheus semantics.
+
+    Regular expressions are fully anchored (``=~"a|b"`` matches ``a`` or ``b`` only), and
+    a missing label has the value ``""`` (so ``{x=""}`` matches series without ``x``).
+    """
+
+    name: str
+    op: MatchOp
+    value: str
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.op in ("=~", "!~"):
+            try:
+                pattern = re.compile(f"(?s:{self.value})\\Z")
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {self.value!r}: {exc}") from None
+            object.__setattr__(self, "_regex", pattern)
+        elif self.op not in ("=", "!="):
+            raise ValueError(f"unknown matcher operator {self.op!r}")
+
+    def matches(self, value: str) -> bool:
+        """Whether a label value (``""`` when the label is absent) satisfies the matcher."""
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        assert self._regex is not None
+        hit = self._regex.match(value) is not None
+        return hit if self.op == "=~" else not hit
+
+    @property
+    def matches_empty(self) -> bool:
+        """Whether the matcher accepts series that lack the label."""
+        return self.matches("")
+
+
+def label_value(labels: Labels, name: str) -> str:
+    for k, v in labels:
+        if k == name:
+            return v
+    return ""
