@@ -40,7 +40,8 @@ def _zigzag(a: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
 
 def _unzigzag(a: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     signed = a.astype(np.int64)
-    return (signed >> 1) ^ -(signed & 1)  # type: ignore[no-any-return]
+    result: npt.NDArray[np.int64] = (signed >> 1) ^ -(signed & 1)
+    return result
 
 
 def _shuffle(a: npt.NDArray[np.uint64]) -> bytes:

@@ -44,14 +44,14 @@ def metric_name(labels: Labels) -> str:
     return ""
 
 
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def format_labels(labels: Labels) -> str:
     """``name{a="1",b="2"}``, as Prometheus prints a series."""
     name = metric_name(labels)
-    rest = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), chr(92) + "n")}"'
-        for k, v in labels
-        if k != METRIC_NAME
-    )
+    rest = ",".join(f'{k}="{_escape(v)}"' for k, v in labels if k != METRIC_NAME)
     return f"{name}{{{rest}}}" if rest or not name else name
 
 

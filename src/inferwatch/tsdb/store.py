@@ -527,7 +527,7 @@ class Store:
             for rowid, sid, data in rows:
                 by_series.setdefault(sid, []).append((rowid, data))
             new_rows = []
-            old_rowids = []
+            old_rowids: list[int] = []
             for sid, items in by_series.items():
                 if len(items) < 2:
                     continue
