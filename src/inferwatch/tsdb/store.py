@@ -465,20 +465,33 @@ class Store:
                 if n < batch:
                     break
         if self.retention_bytes is not None:
-            while self.chunk_bytes() > self.retention_bytes:
-                with self._write_lock:
-                    n = self._db.execute(
-                        "DELETE FROM chunks WHERE rowid IN "
-                        "(SELECT rowid FROM chunks ORDER BY max_t LIMIT ?)",
-                        (max(1, batch // 10),),
-                    ).rowcount
-                deleted += n
-                if n == 0:
-                    break
+            deleted += self._delete_oldest(self.chunk_bytes() - self.retention_bytes, batch)
         if deleted:
             with self._write_lock:
                 self._db.execute("PRAGMA incremental_vacuum")
             self._count("retention_deleted_chunks", deleted)
+        return deleted
+
+    def _delete_oldest(self, excess: int, batch: int) -> int:
+        """Delete the oldest chunks until ``excess`` bytes are freed, ``batch`` rows a time."""
+        deleted = 0
+        while excess > 0:
+            with self._read_lock:
+                rows = self._reader.execute(
+                    "SELECT rowid, length(data) FROM chunks ORDER BY max_t LIMIT ?", (batch,)
+                ).fetchall()
+            if not rows:
+                break
+            victims = []
+            for rowid, size in rows:
+                if excess <= 0:
+                    break
+                victims.append(rowid)
+                excess -= size
+            with self._write_lock:
+                marks = ",".join("?" * len(victims))
+                self._db.execute(f"DELETE FROM chunks WHERE rowid IN ({marks})", victims)
+            deleted += len(victims)
         return deleted
 
     def chunk_bytes(self) -> int:
