@@ -217,3 +217,17 @@ def test_closed_store_refuses_appends(db: Path) -> None:
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.append(T0, [(lab(), 1.0)])
+
+
+def test_maintenance_thread_applies_retention(db: Path) -> None:
+    clock = FakeClock(start=T0 / 1000 + 7200)
+    with Store(db, retention_seconds=3600, clock=clock) as s:
+        s.append(T0, [(lab(), 1.0)])
+        s.cut_head()
+        s.start_maintenance(interval=0.01)
+        deadline = threading.Event()
+        for _ in range(500):
+            if s.chunk_bytes() == 0:
+                break
+            deadline.wait(0.01)
+        assert s.chunk_bytes() == 0

@@ -114,6 +114,7 @@ class Store:
         self._load()
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
+        self._maintenance: threading.Thread | None = None
         if fsync == "batch":
             self._syncer = threading.Thread(target=self._sync_loop, name="inferwatch-tsdb-sync")
             self._syncer.daemon = True
@@ -568,6 +569,23 @@ class Store:
         self._count("compacted_chunks", rewritten)
         return rewritten
 
+    def start_maintenance(self, interval: float = 300.0) -> None:
+        """Run retention and compaction every ``interval`` seconds in a daemon thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.enforce_retention()
+                    self.compact()
+                except StoreError:
+                    return  # closed
+                except (sqlite3.Error, OSError) as exc:  # pragma: no cover - disk trouble
+                    log.warning("tsdb: maintenance failed, will retry: %r", exc)
+
+        thread = threading.Thread(target=loop, name="inferwatch-tsdb-maintenance", daemon=True)
+        thread.start()
+        self._maintenance = thread
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _sync_loop(self) -> None:
@@ -587,8 +605,9 @@ class Store:
     def close(self) -> None:
         """Sync and close the file (the head stays in the WAL for the next start)."""
         self._stop.set()
-        if self._syncer is not None:
-            self._syncer.join(timeout=5)
+        for thread in (self._syncer, self._maintenance):
+            if thread is not None:
+                thread.join(timeout=5)
         with self._write_lock, self._read_lock:
             if self._closed:
                 return
