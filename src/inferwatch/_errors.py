@@ -6,6 +6,7 @@
      +-- ConfigError (ValueError)          bad configuration given to a constructor or file
      +-- MetricError (ValueError)          a metric declared or used the wrong way
      |    +-- DuplicateMetricError          the same metric name registered twice
+     +-- ScrapeError                       a scrape failed (timeout, error status, bad exposition)
      +-- Rejected                          raised by model code to mark a request as shed
 
 The SDK's hot path never raises these into the model service: errors inside the
@@ -39,6 +40,13 @@ class MetricError(InferwatchError, ValueError):
 
 class DuplicateMetricError(MetricError):
     """A metric with the same name is already registered in this registry."""
+
+
+class ScrapeError(InferwatchError):
+    """A scrape failed: the target did not answer in time, answered with an error
+    status, or sent an exposition that does not parse. ``str(error)`` is the reason
+    shown on the targets page.
+    """
 
 
 class Rejected(InferwatchError):

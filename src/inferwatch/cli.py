@@ -5,6 +5,7 @@
     inferwatch demo              # the demo service with live metrics, until Ctrl-C
     inferwatch demo --port 9000 --no-traffic
     inferwatch version
+    inferwatch tsdb import history.om --db inferwatch.db   # backfill OpenMetrics samples
 
 Also runs as ``python -m inferwatch``. Heavy imports (FastAPI, scikit-learn) happen
 inside the command that needs them, so ``inferwatch --help`` stays fast.
@@ -12,6 +13,7 @@ inside the command that needs them, so ``inferwatch --help`` stays fast.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -72,6 +74,67 @@ def _echo(line: str) -> None:
 def version() -> None:
     """Print the installed inferwatch version."""
     console.print(__version__)
+
+
+tsdb_app = typer.Typer(
+    name="tsdb",
+    help="Work with the embedded time-series store.",
+    no_args_is_help=True,
+)
+app.add_typer(tsdb_app)
+
+
+@tsdb_app.command("import")
+def tsdb_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="OpenMetrics text with a timestamp on every sample, ending in '# EOF' "
+            "(what 'promtool tsdb create-blocks-from openmetrics' takes).",
+        ),
+    ],
+    db: Annotated[
+        Path | None,
+        typer.Option(help="The store to import into; default $INFERWATCH_DB or ./inferwatch.db."),
+    ] = None,
+) -> None:
+    """Load the samples of an OpenMetrics file into the store (history from elsewhere)."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from inferwatch.tsdb.backfill import BackfillError, import_openmetrics
+    from inferwatch.tsdb.store import Store, StoreError, default_path
+
+    path = db if db is not None else default_path()
+    columns = (TextColumn("{task.description:<8}"), BarColumn(), TextColumn("{task.fields[count]}"))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        tasks = {
+            "parse": bar.add_task("parsing", total=None, count=""),
+            "write": bar.add_task("writing", total=None, count="", visible=False),
+        }
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "parse":
+                count = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+            else:
+                count = f"{done}/{total} series"
+            bar.update(tasks[stage], completed=done, total=total, visible=True, count=count)
+
+        try:
+            with Store(path) as store:
+                result = import_openmetrics(store, file, progress=progress)
+        except (BackfillError, StoreError) as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(code=1) from None
+        except OSError as exc:
+            reason = escape(f"{exc.filename or file}: {exc.strerror or exc}")
+            err_console.print(f"[red]error:[/red] {reason}", soft_wrap=True)
+            raise typer.Exit(code=1) from None
+    skipped = f" ({result.skipped} skipped)" if result.skipped else ""
+    _echo(f"imported {result.samples} samples of {result.series} series into {path}{skipped}")
 
 
 def main() -> None:

@@ -65,7 +65,11 @@ def parse_duration(text: str) -> float:
             f"invalid duration {text!r}: use Prometheus units, e.g. '15s', '1m30s', '500ms'",
             value=text,
         )
-    return sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_SECONDS) if n is not None)
+    return sum(
+        int(n) * unit
+        for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True)
+        if n is not None
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +154,9 @@ class _Reader:
         self.data: Mapping[str, object] = data
 
     def error(self, path: str, problem: str, value: object) -> ConfigError:
-        return ConfigError(f"{self.source}: {path}: {problem} (got {value!r})", field=path, value=value)
+        return ConfigError(
+            f"{self.source}: {path}: {problem} (got {value!r})", field=path, value=value
+        )
 
     def sub(self, key: str) -> str:
         return f"{self.path}.{key}"
@@ -179,9 +185,9 @@ class _Reader:
             raise self.error(self.sub(key), "must be a positive duration", value)
         return seconds
 
-    def strings(self, key: str, path: str | None = None) -> tuple[str, ...]:
+    def strings(self, key: str) -> tuple[str, ...]:
         value = self.data.get(key, [])
-        path = path or self.sub(key)
+        path = self.sub(key)
         if not isinstance(value, list | tuple):
             raise self.error(path, "must be a list of strings", value)
         for i, item in enumerate(value):
@@ -272,7 +278,9 @@ def _parse_job(
         raise r.error(r.sub("scheme"), "must be 'http' or 'https'", scheme)
     return ScrapeConfig(
         job_name=job_name,
-        static_configs=tuple(_parse_static(r, i, s) for i, s in enumerate(_list(r, "static_configs"))),
+        static_configs=tuple(
+            _parse_static(r, i, s) for i, s in enumerate(_list(r, "static_configs"))
+        ),
         scrape_interval=interval,
         scrape_timeout=timeout,
         metrics_path=metrics_path,
@@ -354,7 +362,9 @@ def _parse_basic_auth(parent: _Reader) -> BasicAuth | None:
 
 
 def _parse_authorization(parent: _Reader) -> Authorization | None:
-    token_keys = [k for k in ("authorization", "bearer_token", "bearer_token_file") if k in parent.data]
+    token_keys = [
+        k for k in ("authorization", "bearer_token", "bearer_token_file") if k in parent.data
+    ]
     if not token_keys:
         return None
     if len(token_keys) > 1:

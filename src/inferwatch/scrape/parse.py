@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
-from inferwatch._errors import InferwatchError
+from inferwatch._errors import ScrapeError
 from inferwatch.tsdb.labels import METRIC_NAME, Labels, make_labels
 
 if TYPE_CHECKING:
@@ -36,13 +36,6 @@ ParsedSample: TypeAlias = tuple[Labels, float, int | None]
 
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 _WITH_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
-
-
-class ScrapeError(InferwatchError):
-    """A scrape failed: the target did not answer in time, answered with an error
-    status, or sent an exposition that does not parse. ``str(error)`` is the reason
-    shown on the targets page.
-    """
 
 
 def is_openmetrics(content_type: str | None) -> bool:
@@ -73,13 +66,17 @@ def parse_exposition(body: bytes | str, content_type: str | None = None) -> list
             text_string_to_metric_families as parse_openmetrics,
         )
 
-        families = parse_openmetrics(text)
+        families = parse_openmetrics(text)  # type: ignore[no-untyped-call]
     else:
         from prometheus_client.parser import text_string_to_metric_families as parse_text
 
         families = parse_text(text)
+    # Counters typed without ``_total`` get it appended by prometheus_client's text
+    # parser (Triton's ``nv_inference_request_success``); Prometheus stores them as
+    # exposed, so the names are restored.
+    renamed = set() if openmetrics else _counters_without_total(text)
     try:
-        return samples_from_families(families)
+        return _samples(families, renamed)
     except Exception as exc:  # the parsers raise ValueError, and worse on odd input
         raise ScrapeError(f"invalid {kind} exposition: {exc}") from None
 
@@ -90,16 +87,36 @@ def samples_from_families(families: Iterable[Metric]) -> list[ParsedSample]:
     Also used for the in-process registry, whose families come from ``collect()``.
     Native-histogram samples, which have no float value, are skipped.
     """
+    return _samples(families, set())
+
+
+def _samples(families: Iterable[Metric], counters_without_total: set[str]) -> list[ParsedSample]:
     out: list[ParsedSample] = []
     for family in families:
         created = family.name + "_created" if family.type in _WITH_CREATED else None
+        restore = family.type == "counter" and family.name in counters_without_total
         for sample in family.samples:
             if sample.name == created or getattr(sample, "native_histogram", None) is not None:
                 continue
+            name = sample.name
+            if restore and name == family.name + "_total":
+                name = family.name
             pairs = [(k, v) for k, v in sample.labels.items() if k != METRIC_NAME]
-            pairs.append((METRIC_NAME, sample.name))
+            pairs.append((METRIC_NAME, name))
             out.append((make_labels(pairs), float(sample.value), _timestamp_ms(sample.timestamp)))
     return out
+
+
+def _counters_without_total(text: str) -> set[str]:
+    """Names declared ``# TYPE <name> counter`` that do not end in ``_total``."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        parts = line.strip().split(None, 3)
+        if len(parts) == 4 and parts[0] == "#" and parts[1] == "TYPE" and parts[3] == "counter":
+            name = parts[2].strip('"')
+            if not name.endswith("_total"):
+                names.add(name)
+    return names
 
 
 def _timestamp_ms(timestamp: object) -> int | None:

@@ -1,11 +1,11 @@
-"""Metric relabeling with Prometheus's semantics: ``keep``, ``drop``, ``replace``,
-``labeldrop`` and ``labelkeep``.
+"""Metric relabeling with Prometheus's semantics.
 
-Regular expressions are fully anchored (``regex: a|b`` matches ``a`` or ``b``, not
-``abc``), and ``\\w``, ``\\d``, ``\\s`` match ASCII only, as in Go's RE2. Replacement and
-target-label templates use Go's syntax: ``$1``, ``${1}``, ``$name``, ``${name}``, and
-``$$`` for a literal dollar; a group that did not take part in the match (or does not
-exist) expands to the empty string.
+inferwatch supports five of the actions of ``metric_relabel_configs``: ``keep``,
+``drop``, ``replace``, ``labeldrop`` and ``labelkeep``. Regular expressions are fully
+anchored (``regex: a|b`` matches ``a`` or ``b``, not ``abc``), and ``\\w``, ``\\d``,
+``\\s`` match ASCII only, as in Go's RE2. Replacement and target-label templates use
+Go's syntax: ``$1``, ``${1}``, ``$name``, ``${name}``, and ``$$`` for a literal dollar;
+a group that did not take part in the match (or does not exist) expands to ``""``.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class RelabelConfig:
             pattern = re.compile(f"^(?:{self.regex})\\Z", re.ASCII)
         except re.error as exc:
             raise ConfigError(
-                f"invalid regular expression: {exc}", field="regex", value=self.regex
+                f"invalid regular expression: {exc.msg}", field="regex", value=self.regex
             ) from None
         if self.action == "replace":
             self._check_target()
@@ -190,9 +190,7 @@ class RelabelConfig:
         return True
 
 
-def relabel(
-    labels: Mapping[str, str], configs: Iterable[RelabelConfig]
-) -> dict[str, str] | None:
+def relabel(labels: Mapping[str, str], configs: Iterable[RelabelConfig]) -> dict[str, str] | None:
     """``labels`` rewritten by ``configs`` in order, or ``None`` when a rule drops them.
 
     ``labels`` includes ``__name__``; the input mapping is not modified. Labels whose

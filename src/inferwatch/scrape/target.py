@@ -21,10 +21,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlencode
-
-import httpx
 
 from inferwatch._version import __version__
 from inferwatch.scrape.config import ScrapeConfig
@@ -33,12 +31,14 @@ from inferwatch.scrape.relabel import relabel
 from inferwatch.tsdb.labels import METRIC_NAME, STALE_NAN, Labels, make_labels
 from inferwatch.tsdb.series import Appender
 
+if TYPE_CHECKING:
+    import httpx
+
 Health = Literal["up", "down", "unknown"]
 
 #: What Prometheus sends: OpenMetrics preferred, then the text format, then anything.
 ACCEPT_HEADER = (
-    "application/openmetrics-text;version=1.0.0;q=0.5,"
-    "text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
 )
 
 
@@ -170,6 +170,8 @@ def scrape_once(
 
 def fetch(target: Target, client: httpx.Client) -> tuple[bytes, str | None]:
     """The body and ``Content-Type`` of the target's answer, or :class:`ScrapeError`."""
+    import httpx  # only scraping remote targets needs it
+
     config = target.config
     timeout = config.scrape_timeout
     headers = {
@@ -224,33 +226,35 @@ def store_scrape(
 
     Call with ``target.lock`` held. Used for HTTP targets and the in-process registry.
     """
-    stale: list[tuple[Labels, float]] = []
-    scraped = post = added = rejected = 0
+    scraped = post = added = rejected = stale_count = 0
+    ok = samples is not None
     if samples is not None:
         scraped = len(samples)
         try:
             untimed, timed = _prepare(target, samples)
         except ScrapeError as exc:
-            samples, error = None, str(exc)
-    if samples is not None:
+            ok, error = False, str(exc)
+    if ok:
         current = frozenset(labels for labels, _ in untimed)
-        stale = [(labels, STALE_NAN) for labels in sorted(target.series - current)]
-        post = len(untimed) + sum(len(group) for group in timed.values())
+        gone = [(labels, STALE_NAN) for labels in sorted(target.series - current)]
         try:
-            results = [appender.append(now_ms, untimed + stale)] if untimed or stale else []
+            results = [appender.append(now_ms, untimed + gone)] if untimed or gone else []
             results += [appender.append(ts, timed[ts]) for ts in sorted(timed)]
         except Exception as exc:  # the store failed: report the scrape as failed
-            samples, error = None, f"storing samples failed: {exc!r}"
-            stale = []
+            ok, error = False, f"storing samples failed: {exc!r}"
         else:
+            post = len(untimed) + sum(len(group) for group in timed.values())
             added = sum(r.new_series for r in results)
             rejected = sum(r.rejected for r in results)
+            stale_count = len(gone)
             target.series = current
-    if samples is None:
-        stale = [(labels, STALE_NAN) for labels in sorted(target.series)]
+    # On failure every series of the last successful scrape goes stale, in the same
+    # append as the synthetic series.
+    stale = [] if ok else [(labels, STALE_NAN) for labels in sorted(target.series)]
+    if not ok:
         target.series = frozenset()
-        post = added = 0
-    health: Health = "up" if samples is not None else "down"
+        stale_count = len(stale)
+    health: Health = "up" if ok else "down"
     report = _report(target, health, duration_s, scraped, post, added)
     try:
         appender.append(now_ms, stale + report)
@@ -261,7 +265,7 @@ def store_scrape(
     target.last_scrape_ms = now_ms
     target.last_duration_s = duration_s
     target.last_samples = scraped
-    return ScrapeResult(health, error, duration_s, scraped, post, added, len(stale), rejected)
+    return ScrapeResult(health, error, duration_s, scraped, post, added, stale_count, rejected)
 
 
 def _prepare(
