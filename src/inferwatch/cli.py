@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from inferwatch._errors import InferwatchError
 from inferwatch._version import __version__
 
 app = typer.Typer(
@@ -46,6 +47,16 @@ def demo(
             help="Send a few requests per second of real test rows, so /metrics moves.",
         ),
     ] = True,
+    db: Annotated[
+        str,
+        typer.Option(
+            help="SQLite file of the embedded store that keeps the demo's metrics; "
+            "'' for none. Default: $INFERWATCH_DB or inferwatch.db."
+        ),
+    ] = "",
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not keep metrics in the embedded store.")
+    ] = False,
 ) -> None:
     """Serve a real scikit-learn digit classifier with /predict and /metrics, until Ctrl-C."""
     try:
@@ -57,9 +68,15 @@ def demo(
         )
         raise typer.Exit(code=1) from exc
     try:
-        run_demo(host=host, port=port, traffic=traffic, echo=_echo)
+        from inferwatch.tsdb.store import default_path
+
+        store_path = None if no_store else (db or str(default_path()))
+        run_demo(host=host, port=port, traffic=traffic, echo=_echo, db=store_path)
     except OSError as exc:
         err_console.print(f"[red]error:[/red] {exc.strerror or exc}")
+        raise typer.Exit(code=1) from exc
+    except InferwatchError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
     except KeyboardInterrupt:
         pass

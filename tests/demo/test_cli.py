@@ -4,7 +4,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,8 @@ from typer.testing import CliRunner
 
 from inferwatch import __version__
 from inferwatch.cli import app
+from inferwatch.tsdb.labels import Matcher
+from inferwatch.tsdb.store import Store
 
 MetricValue = Callable[..., float | None]
 Spawn = Callable[[Sequence[str]], Any]  # tests/conftest.py's spawn; returns a Spawned
@@ -20,7 +24,7 @@ WaitForMetrics = Callable[..., str]
 
 
 def demo_command(port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "inferwatch", "demo", "--port", str(port), *extra]
+    return [sys.executable, "-m", "inferwatch", "demo", "--port", str(port), "--no-store", *extra]
 
 
 def successes(text: str, metric_value: MetricValue) -> float:
@@ -115,3 +119,28 @@ def test_demo_traffic_moves_the_metrics_on_its_own(
         process=demo,
     )
     assert successes(text, metric_value) >= 2
+
+
+def test_demo_keeps_its_metrics_in_the_store_through_kill_9(
+    free_port: int, spawn: Spawn, wait_for_metrics: WaitForMetrics, tmp_path: Path
+) -> None:
+    db = tmp_path / "demo.db"
+    command = [sys.executable, "-m", "inferwatch", "demo", "--port", str(free_port)]
+    demo = spawn([*command, "--db", str(db)])
+    wait_for_metrics(f"http://127.0.0.1:{free_port}/metrics", process=demo)
+    counter = [Matcher("__name__", "=", "inferwatch_inferences_total")]
+    deadline = time.monotonic() + 30
+    seen: list[float] = []
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        with Store(db, fsync="never") as store:  # a second reader of the same file
+            series = store.select(counter, 0, 2**62)
+        if series and series[0].values.size >= 2:
+            seen = series[0].values.tolist()
+            break
+    assert len(seen) >= 2, "the demo did not collect its metrics into the store"
+    demo.process.send_signal(signal.SIGKILL)
+    demo.process.wait(timeout=10)
+    with Store(db) as store:
+        after = store.select(counter, 0, 2**62)[0].values.tolist()
+    assert after[: len(seen)] == seen  # every sample read before the kill is still there

@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+import numpy.typing as npt
+
 from inferwatch.tsdb.labels import STALE_NAN, Labels, Matcher, make_labels
 from inferwatch.tsdb.store import Store
 
@@ -28,13 +31,13 @@ def series_labels(i: int) -> Labels:
     return make_labels({"__name__": NAME, "job": "crash", "instance": f"i{i:03d}"})
 
 
-def value(ts_ms: int, i: int) -> float:
-    """The value of series ``i`` at ``ts_ms``: exact decimals, with staleness markers
-    in every tenth series (so both chunk encodings are used)."""
-    step = (ts_ms - BASE_MS) // STEP_MS
-    if i % 10 == 0 and step % 7 == 3:
-        return STALE_NAN
-    return step * 0.25 + i
+def values(ts_ms: npt.ArrayLike, index: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The values of series ``index`` at ``ts_ms`` (broadcast): exact decimals, with
+    staleness markers in every tenth series (so both chunk encodings are used)."""
+    step = (np.asarray(ts_ms, dtype=np.int64) - BASE_MS) // STEP_MS
+    i = np.asarray(index, dtype=np.int64)
+    out = np.asarray(step * 0.25 + i, dtype=np.float64)
+    return np.where((i % 10 == 0) & (step % 7 == 3), STALE_NAN, out)
 
 
 def newest(store: Store) -> int | None:
@@ -44,9 +47,7 @@ def newest(store: Store) -> int | None:
 
 def main(db: str, acks: str, compact_every: int) -> None:
     now_ms = [BASE_MS]
-    store = Store(
-        db, head_span=HEAD_SPAN_S, retention_seconds=None, clock=lambda: now_ms[0] / 1000
-    )
+    store = Store(db, head_span=HEAD_SPAN_S, retention_seconds=None, clock=lambda: now_ms[0] / 1000)
     last = newest(store)
     ts = BASE_MS if last is None else last + STEP_MS
     fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -56,7 +57,8 @@ def main(db: str, acks: str, compact_every: int) -> None:
     appended = 0
     while True:
         now_ms[0] = ts
-        result = store.append(ts, [(lab, value(ts, i)) for i, lab in enumerate(labels)])
+        scrape = values(ts, np.arange(SERIES)).tolist()
+        result = store.append(ts, list(zip(labels, scrape, strict=True)))
         if result.accepted != SERIES:
             sys.exit(f"append at {ts} accepted {result.accepted} of {SERIES}: {result}")
         os.write(fd, f"{ts}\n".encode())

@@ -44,6 +44,9 @@ from inferwatch.sdk.monitor import Monitor
 if TYPE_CHECKING:
     import uvicorn
 
+    from inferwatch.scrape import ScrapeManager
+    from inferwatch.tsdb.store import Store
+
 #: Pixels per digit image (8x8, row by row, intensities 0..16).
 N_FEATURES = 64
 #: Most rows one ``/predict`` call accepts.
@@ -342,8 +345,13 @@ def run_demo(
     rate: float = 4.0,
     monitor: Monitor | None = None,
     echo: Callable[[str], None] | None = None,
+    db: str | None = None,
 ) -> None:
     """Serve the demo with uvicorn until Ctrl-C (or SIGTERM), then return.
+
+    With ``db`` (a file path) the process's own metrics are collected every 5 s
+    straight into the embedded store in that file (no HTTP round trip), which keeps
+    them across restarts.
 
     With ``traffic`` a background thread sends about ``rate`` requests per second of
     real test rows to ``/predict``, so ``/metrics`` moves on its own. ``port=0`` picks
@@ -371,6 +379,9 @@ def run_demo(
     say(f"  metrics  GET  {base}/metrics")
     say(f"  docs     GET  {base}/docs")
     say("  traffic: " + (f"about {rate:g} requests/s in the background" if traffic else "off"))
+    store, manager = _start_store(db, app.state.monitor) if db else (None, None)
+    if store is not None:
+        say(f"  store    {db} (this process's metrics every 5 s; kept across restarts)")
     say("Press Ctrl-C to stop.")
     with _quiet_signal_exit(server):
         if generator is not None:
@@ -380,7 +391,24 @@ def run_demo(
         finally:
             if generator is not None:
                 generator.stop()
+            if manager is not None:
+                manager.stop()
+            if store is not None:
+                store.close()
             sock.close()
+
+
+def _start_store(db: str, monitor: Monitor) -> tuple[Store, ScrapeManager]:
+    """Open the store and start collecting the monitor's registry into it."""
+    from inferwatch.scrape import ScrapeManager
+    from inferwatch.tsdb.store import Store
+
+    store = Store(db)
+    store.start_maintenance()
+    monitor.registry.register(store)
+    manager = ScrapeManager(store, registry=monitor.registry, registry_interval=5.0)
+    manager.start()
+    return store, manager
 
 
 def _print(line: str) -> None:
