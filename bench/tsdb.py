@@ -50,7 +50,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import resource
 import shutil
 import socket
@@ -68,11 +67,10 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tsdb_target import STEP_S, Dataset, combine, nab_series, prefixes, simulate  # noqa: E402
-
-from inferwatch.scrape.parse import parse_exposition  # noqa: E402
-from inferwatch.tsdb.labels import Labels, Matcher  # noqa: E402
-from inferwatch.tsdb.store import Store  # noqa: E402
+from inferwatch.scrape.parse import parse_exposition
+from inferwatch.tsdb.labels import Labels, Matcher
+from inferwatch.tsdb.store import Store
+from tsdb_target import STEP_S, Dataset, combine, nab_series, prefixes, simulate
 
 BLOCK_MS = 2 * 3600 * 1000
 COMPACT_AGE_MS = 2 * 3600 * 1000
@@ -309,7 +307,7 @@ def block_stats(data: Path) -> tuple[int, int, int]:
     return samples, chunk, total
 
 
-def bench_promtool(tmp: Path, ds: Dataset, t0_ms: int, subsets: dict[str, Dataset]) -> dict[str, Any]:
+def bench_promtool(tmp: Path, t0_ms: int, subsets: dict[str, Dataset]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     all_samples = all_chunk = all_total = 0
     cpu = 0.0
@@ -389,7 +387,9 @@ def bench_select(tmp: Path, procs: Procs, sel: Dataset, step_ms: int) -> dict[st
         }
         for qname, matchers in queries.items():
             for rname, span_ms in (("1h", 3600_000), ("24h", 86400_000)):
-                ms, series = median_ms(lambda m=matchers, s=span_ms: store.select(m, end_ms - s, end_ms))
+                ms, series = median_ms(
+                    lambda m=matchers, s=span_ms: store.select(m, end_ms - s, end_ms)
+                )
                 n = sum(s.values.size for s in series)
                 out[f"select_{qname}_{rname}_ms"] = ms
                 out[f"select_{qname}_{rname}_samples"] = n
@@ -621,21 +621,28 @@ def main() -> None:
         demo = simulate(models=8, steps=steps, seed=1)
         nab = nab_series(steps)
         ds = combine(demo, nab)
-        log(f"data: {len(demo.labels)} demo series ({demo.samples} samples), {len(nab.labels)} "
-            f"NAB series ({nab.samples} samples), {steps} scrapes, {time.perf_counter() - t:.1f} s")
+        log(
+            f"data: {len(demo.labels)} demo series ({demo.samples} samples), {len(nab.labels)} "
+            f"NAB series ({nab.samples} samples), {steps} scrapes, {time.perf_counter() - t:.1f} s"
+        )
         results.update(series_demo=len(demo.labels), series_nab=len(nab.labels))
         t0_ms = (int(time.time() * 1000) // BLOCK_MS - 2) * BLOCK_MS
 
         r = bench_ingest(tmp, ds, t0_ms)
         results.update(r)
-        log(f"inferwatch ingest: {r['ingest_samples_per_s']:,} samples/s, "
+        log(
+            f"inferwatch ingest: {r['ingest_samples_per_s']:,} samples/s, "
             f"{r['ingest_cpu_s_per_million']} CPU s per million; bytes/sample: chunks "
             f"{r['bytes_per_sample_chunks']}, file {r['bytes_per_sample_file']} "
-            f"(pages in use {r['bytes_per_sample_file_pages_in_use']})")
-        r = bench_promtool(tmp, ds, t0_ms, {"demo": demo, "nab": nab})
+            f"(pages in use {r['bytes_per_sample_file_pages_in_use']})"
+        )
+        r = bench_promtool(tmp, t0_ms, {"demo": demo, "nab": nab})
         results.update(r)
-        log(f"prometheus (promtool block): bytes/sample chunks "
-            f"{r['prometheus_bytes_per_sample_chunks']}, block {r['prometheus_bytes_per_sample_block']}")
+        log(
+            f"prometheus (promtool block): bytes/sample chunks "
+            f"{r['prometheus_bytes_per_sample_chunks']}, "
+            f"block {r['prometheus_bytes_per_sample_block']}"
+        )
 
         sel_steps = 86400_000 // select_step_ms
         sel = select_set(demo, sel_steps, shards=10, per_shard=1000)
@@ -647,18 +654,24 @@ def main() -> None:
         server, port = start_target(procs, tmp, demo, rows)
         r = bench_live(tmp, procs, port, replicas, live_warm, live_window)
         results.update(r)
-        log(f"prometheus live: {r['prometheus_head_series']} series, "
+        log(
+            f"prometheus live: {r['prometheus_head_series']} series, "
             f"{r['prometheus_samples_per_s']:,} samples/s, {r['prometheus_cpu_s_per_million']} "
-            f"CPU s per million, RSS {r['prometheus_rss_bytes'] / 2**20:.0f} MiB")
+            f"CPU s per million, RSS {r['prometheus_rss_bytes'] / 2**20:.0f} MiB"
+        )
         r = bench_scrape_loop(tmp, port, replicas, loop_s)
         results.update(r)
-        log(f"inferwatch scrape+parse+append: {r['inferwatch_scrape_total_cpu_s_per_million']} "
-            f"CPU s per million (parse {r['inferwatch_scrape_parse_cpu_s_per_million']})")
+        log(
+            f"inferwatch scrape+parse+append: {r['inferwatch_scrape_total_cpu_s_per_million']} "
+            f"CPU s per million (parse {r['inferwatch_scrape_parse_cpu_s_per_million']})"
+        )
         procs.stop(server)
         r = bench_memory(tmp, demo, replicas, port, mem_scrapes)
         results.update(r)
-        log(f"inferwatch memory: {r['memory_series']} series, RSS peak "
-            f"{r['rss_bytes_peak'] / 2**20:.0f} MiB, end {r['rss_bytes_end'] / 2**20:.0f} MiB")
+        log(
+            f"inferwatch memory: {r['memory_series']} series, RSS peak "
+            f"{r['rss_bytes_peak'] / 2**20:.0f} MiB, end {r['rss_bytes_end'] / 2**20:.0f} MiB"
+        )
 
     cpu_ratio = results["ingest_cpu_s_per_million"] / results["prometheus_cpu_s_per_million"]
     results["cpu_per_sample_ratio_vs_prometheus"] = round(cpu_ratio, 3)

@@ -115,7 +115,8 @@ class _Resources:
         one("system_cpu_utilization_ratio", "gauge", percent / 100.0)
         one("system_cpu_count", "gauge", 8)
         one("system_memory_total_bytes", "gauge", 33_324_052_480)
-        one("system_memory_available_bytes", "gauge", int(rng.integers(19e9, 19.5e9)) // 4096 * 4096)
+        available = int(rng.integers(19e9, 19.5e9)) // 4096 * 4096
+        one("system_memory_available_bytes", "gauge", available)
         one("system_memory_used_ratio", "gauge", mem_percent / 100.0)
         load = FamilySnapshot("system_load_average", "", "gauge", ("period",))
         for period, value in zip(("1m", "5m", "15m"), self.load.tolist(), strict=True):
@@ -166,7 +167,7 @@ def simulate(models: int, steps: int, seed: int = 0) -> Dataset:
     resources = _Resources(rng, gpus=2)
     registry = Registry(collectors=[resources], include_default_registry=False, multiprocess=False)
     recs = [registry.inference_recorder(f"model-{i}", f"v{1 + i % 3}") for i in range(models)]
-    routes = [registry.http_recorder("POST", f"/v1/models/model-{i}/predict") for i in range(models)]
+    routes = [registry.http_recorder("POST", f"/v1/models/{i}/predict") for i in range(models)]
     health = registry.http_recorder("GET", "/health")
     base_rate = rng.uniform(2.0, 60.0, models)
     median_s = rng.uniform(0.004, 0.25, models)
@@ -269,9 +270,8 @@ def nab_series(steps: int) -> Dataset:
         with path.open(newline="") as f:
             vals = np.array([float(r["value"]) for r in csv.DictReader(f)])
         for part, start in enumerate(range(0, vals.size, steps)):
-            labels.append(
-                make_labels({"__name__": "aws_cloudwatch_value", "file": path.stem, "part": str(part)})
-            )
+            pairs = {"__name__": "aws_cloudwatch_value", "file": path.stem, "part": str(part)}
+            labels.append(make_labels(pairs))
             col = np.full(steps, np.nan)
             piece = vals[start : start + steps]
             col[: piece.size] = piece
@@ -304,7 +304,7 @@ def serve(values_path: str, prefixes_path: str) -> None:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             replica = parse_qs(urlsplit(self.path).query).get("r", ["0"])[0]
             with lock:
                 i = served.get(replica, 0)

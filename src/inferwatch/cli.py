@@ -118,7 +118,12 @@ def tsdb_import(
         typer.Option(help="The store to import into; default $INFERWATCH_DB or ./inferwatch.db."),
     ] = None,
 ) -> None:
-    """Load the samples of an OpenMetrics file into the store (history from elsewhere)."""
+    """Load the samples of an OpenMetrics file into the store (history from elsewhere).
+
+    Nothing is written from a file with an error; a rerun skips the samples stored.
+
+    Run it while no server has the store open.
+    """
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn
 

@@ -231,3 +231,23 @@ def test_maintenance_thread_applies_retention(db: Path) -> None:
                 break
             deadline.wait(0.01)
         assert s.chunk_bytes() == 0
+
+
+def test_failed_backfill_leaves_the_store_usable(store: Store) -> None:
+    with pytest.raises(ValueError):
+        store.append_series(lab(job="a"), np.array([1, 2]), np.array([1.0]))
+    with pytest.raises(ValueError, match="strictly increase"):
+        store.append_series(lab(job="b"), np.array([2, 1]), np.array([1.0, 2.0]))
+    assert store.append(T0, [(lab(job="c"), 1.0)]).accepted == 1
+    assert store.series_count() == 1
+
+
+def test_backfill_into_an_existing_series_keeps_its_order_horizon(store: Store) -> None:
+    store.append(1000, [(lab(), 1.0)])
+    store.append_series(lab(), np.array([500, 5000]), np.array([0.5, 5.0]))
+    assert store.append(2000, [(lab(), 2.0)]).accepted == 1
+
+
+def test_new_store_can_shrink_after_deletes(db: Path) -> None:
+    Store(db).close()
+    assert sqlite3.connect(db).execute("PRAGMA auto_vacuum").fetchone()[0] == 2

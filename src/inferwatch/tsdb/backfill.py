@@ -59,7 +59,8 @@ Progress = Callable[[str, int, int], None]
 _parse_families = cast(Callable[[Iterable[str]], Iterator[Metric]], text_fd_to_metric_families)
 
 _CREATED_TYPES = frozenset({"counter", "summary", "histogram"})
-_MS_LIMIT = float(2**63)
+# The store's chunks hold timestamps within +-2**60 ms (36 million years) of 1970.
+_MS_LIMIT = float(2**60)
 _EXPONENT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+")
 _PROGRESS_LINES = 1 << 15
 _Columns: TypeAlias = tuple["array[int]", "array[float]"]
@@ -280,7 +281,11 @@ def _timestamp_ms(reader: _Reader, number: int, text: str, sample: Sample) -> in
         seconds = float(cast(float, ts))
     ms = seconds * 1000.0
     if not -_MS_LIMIT <= ms < _MS_LIMIT:
-        raise reader.error("timestamp out of range", number, text)
+        raise reader.error(
+            "timestamp out of range (the store holds times within 36 million years of 1970)",
+            number,
+            text,
+        )
     return int(ms)
 
 

@@ -27,13 +27,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -126,6 +127,8 @@ class Store:
         existed = path.exists() and path.stat().st_size > 0
         try:
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            if not existed:
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before WAL writes the header
             db.execute("PRAGMA journal_mode=WAL")
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
@@ -150,7 +153,6 @@ class Store:
             if check != "ok":
                 raise StoreError(f"{path}: the database is corrupt: {check}")
         else:
-            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             db.execute("BEGIN")
             for statement in _statements():
                 db.execute(statement)
@@ -187,6 +189,18 @@ class Store:
         self._per_metric[name] = self._per_metric.get(name, 0) + 1
 
     # -- writing -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN ... COMMIT on the writer connection, ROLLBACK if anything fails."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def append(self, ts_ms: int, samples: Sequence[tuple[Labels, float]]) -> AppendResult:
         """Append samples sharing one timestamp; they are durable when this returns."""
@@ -270,22 +284,17 @@ class Store:
             refs = refs[ok]
             values = values[ok]
         seq = self._next_seq
-        db = self._db
         try:
-            db.execute("BEGIN")
-            if new_rows:
-                db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
-            if refs.size:
-                db.execute(
-                    "INSERT INTO wal(seq, ts, refs, vals) VALUES (?, ?, ?, ?)",
-                    (seq, ts, refs.tobytes(), values.tobytes()),
-                )
-            db.execute("COMMIT")
+            with self._transaction() as db:
+                if new_rows:
+                    db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
+                if refs.size:
+                    db.execute(
+                        "INSERT INTO wal(seq, ts, refs, vals) VALUES (?, ?, ?, ?)",
+                        (seq, ts, refs.tobytes(), values.tobytes()),
+                    )
         except BaseException:
-            db.execute("ROLLBACK")
-            for ref, _ in new_rows:
-                self._unregister(ref)
-            self._last_ref -= len(new_rows)
+            self._forget_new(new_rows)
             raise
         if refs.size:
             self._next_seq = seq + 1
@@ -296,6 +305,12 @@ class Store:
         self._count("rejected_out_of_order", result.out_of_order)
         self._count("rejected_duplicate", result.duplicate)
         self._count("rejected_too_many_series", result.too_many_series)
+
+    def _forget_new(self, new_rows: list[tuple[int, str]]) -> None:
+        """Undo the in-memory registration of series whose rows were not committed."""
+        for ref, _ in new_rows:
+            self._unregister(ref)
+        self._last_ref -= len(new_rows)
 
     def _unregister(self, ref: int) -> None:
         labels = self._index.labels(ref)
@@ -313,11 +328,15 @@ class Store:
     ) -> int:
         """Write one series' samples straight into chunks (backfill of history).
 
-        Timestamps must increase; samples at or after the series' newest sample in the
-        head are not allowed here (append those normally). Returns the samples written.
+        Timestamps must strictly increase. For a new series, later appends continue
+        after the backfilled samples; for a series that already has samples, the
+        backfilled ones are history beside them (a timestamp stored twice is read once,
+        the copy written first winning). Returns the number of samples written.
         """
         ts = np.asarray(timestamps, dtype=np.int64)
         vals = np.asarray(values, dtype=np.float64)
+        if ts.size != vals.size:
+            raise ValueError(f"backfill of {labels}: {ts.size} timestamps, {vals.size} values")
         if ts.size == 0:
             return 0
         if np.any(np.diff(ts) <= 0):
@@ -326,23 +345,25 @@ class Store:
             self._check_open()
             ref = self._refs.get(labels)
             new_rows: list[tuple[int, str]] = []
-            result = AppendResult()
             if ref is None:
-                ref = self._new_series(labels, new_rows, result)
+                ref = self._new_series(labels, new_rows, AppendResult())
                 if ref < 0:
                     raise ValueError(f"backfill of {labels}: cardinality limit reached")
-            db = self._db
-            db.execute("BEGIN")
+            try:
+                with self._transaction() as db:
+                    if new_rows:
+                        db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
+                    for start in range(0, ts.size, 1440):
+                        t, v = ts[start : start + 1440], vals[start : start + 1440]
+                        db.execute(
+                            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                            (ref, int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v)),
+                        )
+            except BaseException:
+                self._forget_new(new_rows)
+                raise
             if new_rows:
-                db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
-            for start in range(0, ts.size, 1440):
-                t, v = ts[start : start + 1440], vals[start : start + 1440]
-                db.execute(
-                    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
-                    (ref, int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v)),
-                )
-            db.execute("COMMIT")
-            self._head.set_last_ts(np.array([ref], np.int64), int(ts[-1]))
+                self._head.set_last_ts(np.array([ref], np.int64), int(ts[-1]))
         return int(ts.size)
 
     # -- head cut ------------------------------------------------------------------------
@@ -376,11 +397,9 @@ class Store:
                     (int(refs[start]), int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v))
                 )
             with self._write_lock:
-                db = self._db
-                db.execute("BEGIN")
-                db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
-                db.execute("DELETE FROM wal WHERE seq <= ?", (last_seq,))
-                db.execute("COMMIT")
+                with self._transaction() as db:
+                    db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+                    db.execute("DELETE FROM wal WHERE seq <= ?", (last_seq,))
                 self._head.drop_through(last_seq)
             self._count("head_cuts", 1)
             return int(refs.size)
@@ -432,7 +451,7 @@ class Store:
                 marks = ",".join("?" * len(part))
                 yield from self._reader.execute(
                     f"SELECT series_id, data FROM chunks WHERE series_id IN ({marks}) "
-                    "AND max_t >= ? AND min_t <= ? ORDER BY series_id, min_t",
+                    "AND max_t >= ? AND min_t <= ? ORDER BY series_id, min_t, rowid",
                     (*part, mint, maxt),
                 ).fetchall()
 
@@ -558,13 +577,10 @@ class Store:
                 old_rowids.extend(r for r, _ in items)
             if not new_rows:
                 continue
-            with self._write_lock:
-                db = self._db
-                db.execute("BEGIN")
+            with self._write_lock, self._transaction() as db:
                 marks = ",".join("?" * len(old_rowids))
                 db.execute(f"DELETE FROM chunks WHERE rowid IN ({marks})", old_rowids)
                 db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", new_rows)
-                db.execute("COMMIT")
             rewritten += len(old_rowids)
         self._count("compacted_chunks", rewritten)
         return rewritten
