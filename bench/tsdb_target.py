@@ -115,7 +115,7 @@ class _Resources:
         one("system_cpu_utilization_ratio", "gauge", percent / 100.0)
         one("system_cpu_count", "gauge", 8)
         one("system_memory_total_bytes", "gauge", 33_324_052_480)
-        available = int(rng.integers(19e9, 19.5e9)) // 4096 * 4096
+        available = int(rng.integers(19_000_000_000, 19_500_000_000)) // 4096 * 4096
         one("system_memory_available_bytes", "gauge", available)
         one("system_memory_used_ratio", "gauge", mem_percent / 100.0)
         load = FamilySnapshot("system_load_average", "", "gauge", ("period",))

@@ -85,6 +85,7 @@ def test_head_is_cut_into_chunks_when_it_spans_head_span(db: Path) -> None:
     with Store(db, head_span=10) as s:
         for k in range(30):
             s.append(T0 + k * 1000, [(lab(), float(k))])
+        s.wait_for_cut(timeout=10)
         assert s.chunk_bytes() > 0
         [series] = s.select(UP, 0, T0 * 2)
         assert series.values.tolist() == [float(k) for k in range(30)]
@@ -251,3 +252,18 @@ def test_backfill_into_an_existing_series_keeps_its_order_horizon(store: Store) 
 def test_new_store_can_shrink_after_deletes(db: Path) -> None:
     Store(db).close()
     assert sqlite3.connect(db).execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+
+
+def test_appends_do_not_wait_for_a_head_cut(db: Path) -> None:
+    with Store(db, head_span=10) as s:
+        for k in range(11):
+            s.append(T0 + k * 1000, [(lab(job=str(i)), float(k)) for i in range(2000)])
+        # The cut of 22k samples runs in the background; the next appends are accepted
+        # meanwhile and nothing is cut twice into tiny chunks.
+        for k in range(11, 14):
+            assert s.append(T0 + k * 1000, [(lab(job="0"), float(k))]).accepted == 1
+        s.wait_for_cut(timeout=30)
+        cuts = s._counters.get("head_cuts", 0)
+        assert cuts == 1
+        [series] = s.select([Matcher("job", "=", "0")], 0, T0 * 2)
+        assert series.values.tolist() == [float(k) for k in range(14)]

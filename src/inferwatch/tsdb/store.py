@@ -14,8 +14,8 @@
 - **Head and chunks.** Appended batches stay in memory (the :class:`~.head.Head`) and in
   the ``wal`` table. When the head spans ``head_span`` seconds, its samples are encoded
   into one chunk per series (:mod:`.chunks`), written to ``chunks``, and the WAL rows
-  they came from are deleted, in one transaction. Encoding happens outside the write
-  lock, so appends wait only for the short SQL writes.
+  they came from are deleted, in one transaction. The cut runs in a background thread
+  and encodes outside the write lock, so appends wait only for its short SQL writes.
 - **Prometheus semantics.** Samples of a series must come in increasing time: an older
   sample is rejected as out of order, one at the same time as a duplicate; both are
   counted, never stored. Staleness markers are stored as values.
@@ -116,6 +116,7 @@ class Store:
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
         self._maintenance: threading.Thread | None = None
+        self._cutter: threading.Thread | None = None
         if fsync == "batch":
             self._syncer = threading.Thread(target=self._sync_loop, name="inferwatch-tsdb-sync")
             self._syncer.daemon = True
@@ -368,10 +369,39 @@ class Store:
 
     # -- head cut ------------------------------------------------------------------------
 
-    def _maybe_cut(self) -> None:
+    def _head_is_full(self) -> bool:
         lo, hi = self._head.min_ts, self._head.max_ts
-        if lo is not None and hi is not None and hi - lo >= self.head_span_ms:
-            self.cut_head()
+        return lo is not None and hi is not None and hi - lo >= self.head_span_ms
+
+    def _maybe_cut(self) -> None:
+        """Start a background cut when the head is full and no cut is running.
+
+        Appends never wait for the encoding: the cut takes the write lock only for its
+        SQL writes.
+        """
+        if not self._head_is_full():
+            return
+        running = self._cutter
+        if running is not None and running.is_alive():
+            return
+        self._cutter = threading.Thread(target=self._background_cut, name="inferwatch-tsdb-cut")
+        self._cutter.daemon = True
+        self._cutter.start()
+
+    def _background_cut(self) -> None:
+        try:
+            if self._head_is_full():
+                self.cut_head()
+        except StoreError:
+            pass  # closed meanwhile: the head stays in the WAL
+        except Exception as exc:  # pragma: no cover - disk trouble; retried at the next append
+            log.warning("tsdb: head cut failed, will retry: %r", exc)
+
+    def wait_for_cut(self, timeout: float | None = None) -> None:
+        """Wait until a background head cut, if one is running, has finished."""
+        running = self._cutter
+        if running is not None:
+            running.join(timeout)
 
     def cut_head(self) -> int:
         """Move every head sample into chunks; return how many samples were moved."""
@@ -621,7 +651,7 @@ class Store:
     def close(self) -> None:
         """Sync and close the file (the head stays in the WAL for the next start)."""
         self._stop.set()
-        for thread in (self._syncer, self._maintenance):
+        for thread in (self._syncer, self._maintenance, self._cutter):
             if thread is not None:
                 thread.join(timeout=5)
         with self._write_lock, self._read_lock:
