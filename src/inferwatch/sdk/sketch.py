@@ -1,16 +1,16 @@
 """A mergeable relative-error quantile sketch with Prometheus-histogram export.
 
 Values are counted in logarithmic buckets: bucket ``k`` holds values in
-``(2**((k-1)/64), 2**(k/64)]``, so every bucket is 1.09% wide relative to its lower
-edge (the bucket layout of a Prometheus native histogram with schema 6).
+``(2**((k-1)/70), 2**(k/70)]``, so every bucket is 0.995% wide relative to its lower
+edge: any value inside a bucket is within 1% of any other value in it.
 
-- A quantile read from the sketch is the bucket's relative midpoint, within 0.55% of
+- A quantile read from the sketch is the bucket's relative midpoint, within 0.5% of
   the true sample quantile, for any distribution and any number of samples.
 - Merging two sketches adds bucket counts: exact, associative and commutative, so
   replicas and time windows merge without losing the bound.
 - Exported as a classic Prometheus histogram, only occupied buckets (and the empty
   bucket just below each run of occupied ones, so that ``histogram_quantile``
-  interpolates inside the right 1.09%-wide range) become ``le`` series. Once a bucket
+  interpolates inside the right 0.995%-wide range) become ``le`` series. Once a bucket
   is occupied it stays exported, so the bucket set only grows and ``rate()`` sees
   consistent series.
 """
@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-BUCKETS_PER_DOUBLING = 64
+BUCKETS_PER_DOUBLING = 70
 GAMMA = math.pow(2.0, 1.0 / BUCKETS_PER_DOUBLING)
 #: Values at or below this (including zero and negatives) are counted in the zero bucket.
 MIN_VALUE = 1e-9
@@ -175,7 +175,7 @@ class QuantileSketch:
         return new
 
     def quantile(self, q: float) -> float:
-        """The ``q``-quantile (0 <= q <= 1) within 0.55% relative error; NaN when empty."""
+        """The ``q``-quantile (0 <= q <= 1) within 0.5% relative error; NaN when empty."""
         if self.count <= 0 or not 0.0 <= q <= 1.0:
             return math.nan
         rank = q * (self.count - 1)
@@ -194,7 +194,7 @@ class QuantileSketch:
 
         Holds every occupied bucket and the bucket just below each run of occupied
         ones, so that interpolation between neighbouring ``le`` bounds stays inside
-        one 1.09%-wide bucket.
+        one 0.995%-wide bucket: ``histogram_quantile`` stays within 1% of the true sample.
         """
         out: list[tuple[float, float]] = []
         cum = self.zero_count
