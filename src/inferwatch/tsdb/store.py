@@ -52,6 +52,8 @@ from inferwatch.tsdb.series import AppendResult, Series
 log = logging.getLogger("inferwatch.tsdb")
 
 MAGIC = "inferwatch-tsdb"
+#: Series refs encoded together by a head cut (bounds the cut's temporary memory).
+_CUT_REFS = 4096
 FORMAT_VERSION = "1"
 FsyncPolicy = Literal["always", "batch", "never"]
 
@@ -410,29 +412,48 @@ class Store:
             if not batches:
                 return 0
             last_seq = batches[-1].seq
-            refs = np.concatenate([b.refs for b in batches])
-            ts = np.concatenate([np.full(b.refs.size, b.ts, np.int64) for b in batches])
-            values = np.concatenate([b.values for b in batches])
-            order = np.lexsort((ts, refs))
-            refs, ts, values = refs[order], ts[order], values[order]
-            bounds = np.flatnonzero(np.diff(refs)) + 1
-            rows = []
-            for start, end in zip(
-                np.concatenate(([0], bounds)).tolist(),
-                np.concatenate((bounds, [refs.size])).tolist(),
-                strict=True,
-            ):
-                t, v = ts[start:end], values[start:end]
-                rows.append(
-                    (int(refs[start]), int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v))
-                )
+            top = max(int(b.refs[-1]) for b in batches)  # a batch is never empty
+            rows: list[tuple[int, int, int, int, bytes]] = []
+            # One range of refs at a time: each batch's refs are sorted, so a range is a
+            # slice of every batch, and only that range's samples are copied and sorted.
+            for lo in range(0, top + 1, _CUT_REFS):
+                rows.extend(self._encode_range(batches, lo, lo + _CUT_REFS))
+            moved = sum(r[3] for r in rows)
             with self._write_lock:
                 with self._transaction() as db:
                     db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
                     db.execute("DELETE FROM wal WHERE seq <= ?", (last_seq,))
                 self._head.drop_through(last_seq)
             self._count("head_cuts", 1)
-            return int(refs.size)
+            return moved
+
+    @staticmethod
+    def _encode_range(
+        batches: list[Batch], lo: int, hi: int
+    ) -> list[tuple[int, int, int, int, bytes]]:
+        """Chunk rows for the head samples of refs in ``[lo, hi)``."""
+        parts_r, parts_t, parts_v = [], [], []
+        for b in batches:
+            start, end = np.searchsorted(b.refs, (lo, hi)).tolist()
+            if start < end:
+                parts_r.append(b.refs[start:end])
+                parts_t.append(np.full(end - start, b.ts, np.int64))
+                parts_v.append(b.values[start:end])
+        if not parts_r:
+            return []
+        refs = np.concatenate(parts_r)
+        ts = np.concatenate(parts_t)
+        values = np.concatenate(parts_v)
+        order = np.lexsort((ts, refs))
+        refs, ts, values = refs[order], ts[order], values[order]
+        bounds = np.flatnonzero(np.diff(refs)) + 1
+        starts = np.concatenate(([0], bounds)).tolist()
+        ends = np.concatenate((bounds, [refs.size])).tolist()
+        rows = []
+        for start, end in zip(starts, ends, strict=True):
+            t, v = ts[start:end], values[start:end]
+            rows.append((int(refs[start]), int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v)))
+        return rows
 
     # -- reading ---------------------------------------------------------------------------
 
