@@ -14,7 +14,6 @@ from time import perf_counter_ns
 from typing import Any
 
 from inferwatch.exposition import render
-from inferwatch.sdk.recorder import FOLD_THRESHOLD, STATUS_BASE
 from inferwatch.sdk.registry import Registry
 
 Scope = MutableMapping[str, Any]
@@ -66,9 +65,7 @@ class MetricsMiddleware:
         finally:
             try:
                 rec = self.registry.http_recorder(scope["method"], route_template(scope))
-                rec.done.append((perf_counter_ns() - t0) * STATUS_BASE + status)
-                if len(rec.done) >= FOLD_THRESHOLD:
-                    rec.fold()
+                rec.record(perf_counter_ns() - t0, status)
             except Exception as exc:
                 self.registry.internal_error("asgi", exc)
 

@@ -185,6 +185,13 @@ class HTTPRecorder:
         self.latency = QuantileSketch()
         self.statuses: dict[str, float] = {}
 
+    def record(self, duration_ns: int, status: int) -> None:
+        """Buffer one answered request (folding early past the threshold)."""
+        done = self.done
+        done.append(duration_ns * STATUS_BASE + status)
+        if len(done) >= FOLD_THRESHOLD:
+            self.fold()
+
     def fold(self) -> None:
         with self._fold_lock:
             done = drain(self.done)

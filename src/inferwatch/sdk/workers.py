@@ -330,10 +330,9 @@ class WorkerGroup:
                 dead = []
             folded = False
             for pid in dead_pids:
-                state = self._read_state(pid)
                 if not (self.dir / f"{pid}.json").exists():
                     continue  # another worker folded it first
-                dead = merge([], {}, dead + state)
+                dead = merge([], {}, dead + self._read_state(pid))
                 folded = True
             if folded:
                 tmp = dead_path.with_suffix(".tmp")

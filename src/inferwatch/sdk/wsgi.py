@@ -13,7 +13,6 @@ from time import perf_counter_ns
 from typing import Any
 
 from inferwatch.exposition import render
-from inferwatch.sdk.recorder import FOLD_THRESHOLD, STATUS_BASE
 from inferwatch.sdk.registry import Registry
 
 ROUTE_KEY = "inferwatch.route"
@@ -81,9 +80,7 @@ class WSGIMetricsMiddleware:
         def record() -> None:
             try:
                 rec = self.registry.http_recorder(method, environ.get(ROUTE_KEY, UNMATCHED))
-                rec.done.append((perf_counter_ns() - t0) * STATUS_BASE + status[0])
-                if len(rec.done) >= FOLD_THRESHOLD:
-                    rec.fold()
+                rec.record(perf_counter_ns() - t0, status[0])
             except Exception as exc:
                 self.registry.internal_error("wsgi", exc)
 

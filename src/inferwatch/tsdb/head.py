@@ -73,21 +73,36 @@ class Head:
     def max_ts(self) -> int | None:
         return max((b.ts for b in self.batches), default=None)
 
+    def sorted_samples(
+        self, lo: int = 0, hi: int | None = None, batches: list[Batch] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Samples of refs in ``[lo, hi)`` as (refs, timestamps, values), by ref then time.
+
+        Each batch's refs are sorted, so a ref range is one slice of every batch and
+        only that range's samples are copied. ``batches`` defaults to the whole head.
+        """
+        parts_r, parts_t, parts_v = [], [], []
+        for b in self.batches if batches is None else batches:
+            start, end = (0, b.refs.size) if hi is None else np.searchsorted(b.refs, (lo, hi))
+            if start < end:
+                parts_r.append(b.refs[start:end])
+                parts_t.append(np.full(end - start, b.ts, np.int64))
+                parts_v.append(b.values[start:end])
+        if not parts_r:
+            empty = np.empty(0, np.int64)
+            return empty, empty, np.empty(0, np.float64)
+        refs = np.concatenate(parts_r)
+        ts = np.concatenate(parts_t)
+        values = np.concatenate(parts_v)
+        order = np.lexsort((ts, refs))
+        return refs[order], ts[order], values[order]
+
     def merged(
         self,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """All head samples as (refs, timestamps, values), sorted by ref then time."""
+        """All head samples sorted by ref then time (cached until the head changes)."""
         if self._merged is None:
-            batches = self.batches
-            if not batches:
-                empty_i = np.empty(0, np.int64)
-                self._merged = (empty_i, empty_i, np.empty(0, np.float64))
-            else:
-                refs = np.concatenate([b.refs for b in batches])
-                ts = np.concatenate([np.full(b.refs.size, b.ts, np.int64) for b in batches])
-                values = np.concatenate([b.values for b in batches])
-                order = np.lexsort((ts, refs))
-                self._merged = (refs[order], ts[order], values[order])
+            self._merged = self.sorted_samples()
         return self._merged
 
     def series_samples(

@@ -54,6 +54,8 @@ log = logging.getLogger("inferwatch.tsdb")
 MAGIC = "inferwatch-tsdb"
 #: Series refs encoded together by a head cut (bounds the cut's temporary memory).
 _CUT_REFS = 4096
+#: The most samples one chunk holds when backfilling or compacting.
+MAX_CHUNK_SAMPLES = 1440
 FORMAT_VERSION = "1"
 FsyncPolicy = Literal["always", "batch", "never"]
 
@@ -356,12 +358,10 @@ class Store:
                 with self._transaction() as db:
                     if new_rows:
                         db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
-                    for start in range(0, ts.size, 1440):
-                        t, v = ts[start : start + 1440], vals[start : start + 1440]
-                        db.execute(
-                            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
-                            (ref, int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v)),
-                        )
+                    db.executemany(
+                        "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                        chunk_rows(ref, ts, vals, MAX_CHUNK_SAMPLES),
+                    )
             except BaseException:
                 self._forget_new(new_rows)
                 raise
@@ -413,11 +413,22 @@ class Store:
                 return 0
             last_seq = batches[-1].seq
             top = max(int(b.refs[-1]) for b in batches)  # a batch is never empty
-            rows: list[tuple[int, int, int, int, bytes]] = []
+            rows: list[ChunkRow] = []
             # One range of refs at a time: each batch's refs are sorted, so a range is a
             # slice of every batch, and only that range's samples are copied and sorted.
             for lo in range(0, top + 1, _CUT_REFS):
-                rows.extend(self._encode_range(batches, lo, lo + _CUT_REFS))
+                refs, ts, values = self._head.sorted_samples(lo, lo + _CUT_REFS, batches)
+                if refs.size == 0:
+                    continue
+                bounds = np.flatnonzero(np.diff(refs)) + 1
+                for start, end in zip(
+                    np.concatenate(([0], bounds)).tolist(),
+                    np.concatenate((bounds, [refs.size])).tolist(),
+                    strict=True,
+                ):
+                    rows.extend(
+                        chunk_rows(int(refs[start]), ts[start:end], values[start:end], end - start)
+                    )
             moved = sum(r[3] for r in rows)
             with self._write_lock:
                 with self._transaction() as db:
@@ -426,34 +437,6 @@ class Store:
                 self._head.drop_through(last_seq)
             self._count("head_cuts", 1)
             return moved
-
-    @staticmethod
-    def _encode_range(
-        batches: list[Batch], lo: int, hi: int
-    ) -> list[tuple[int, int, int, int, bytes]]:
-        """Chunk rows for the head samples of refs in ``[lo, hi)``."""
-        parts_r, parts_t, parts_v = [], [], []
-        for b in batches:
-            start, end = np.searchsorted(b.refs, (lo, hi)).tolist()
-            if start < end:
-                parts_r.append(b.refs[start:end])
-                parts_t.append(np.full(end - start, b.ts, np.int64))
-                parts_v.append(b.values[start:end])
-        if not parts_r:
-            return []
-        refs = np.concatenate(parts_r)
-        ts = np.concatenate(parts_t)
-        values = np.concatenate(parts_v)
-        order = np.lexsort((ts, refs))
-        refs, ts, values = refs[order], ts[order], values[order]
-        bounds = np.flatnonzero(np.diff(refs)) + 1
-        starts = np.concatenate(([0], bounds)).tolist()
-        ends = np.concatenate((bounds, [refs.size])).tolist()
-        rows = []
-        for start, end in zip(starts, ends, strict=True):
-            t, v = ts[start:end], values[start:end]
-            rows.append((int(refs[start]), int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v)))
-        return rows
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -583,7 +566,11 @@ class Store:
         return total
 
     def compact(
-        self, *, older_than: float = 7200.0, target_samples: int = 1440, series_per_txn: int = 200
+        self,
+        *,
+        older_than: float = 7200.0,
+        target_samples: int = MAX_CHUNK_SAMPLES,
+        series_per_txn: int = 200,
     ) -> int:
         """Merge small chunks older than ``older_than`` seconds into chunks of up to
         ``target_samples`` samples; return how many chunks were rewritten."""
@@ -610,7 +597,7 @@ class Store:
             by_series: dict[int, list[tuple[int, bytes]]] = {}
             for rowid, sid, data in rows:
                 by_series.setdefault(sid, []).append((rowid, data))
-            new_rows = []
+            new_rows: list[ChunkRow] = []
             old_rowids: list[int] = []
             for sid, items in by_series.items():
                 if len(items) < 2:
@@ -619,12 +606,7 @@ class Store:
                 t = np.concatenate([d[0] for d in decoded])
                 v = np.concatenate([d[1] for d in decoded])
                 t, first = np.unique(t, return_index=True)
-                v = v[first]
-                for s in range(0, t.size, target_samples):
-                    tt, vv = t[s : s + target_samples], v[s : s + target_samples]
-                    new_rows.append(
-                        (sid, int(tt[0]), int(tt[-1]), int(tt.size), chunks.encode(tt, vv))
-                    )
+                new_rows.extend(chunk_rows(sid, t, v[first], target_samples))
                 old_rowids.extend(r for r, _ in items)
             if not new_rows:
                 continue
@@ -733,6 +715,20 @@ class Store:
             samples={(): float(self._head.samples)},
             merge="local",
         )
+
+
+ChunkRow = tuple[int, int, int, int, bytes]
+
+
+def chunk_rows(
+    ref: int, ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64], max_samples: int
+) -> list[ChunkRow]:
+    """``chunks`` table rows for one series' sorted samples, ``max_samples`` per chunk."""
+    rows = []
+    for start in range(0, ts.size, max_samples):
+        t, v = ts[start : start + max_samples], values[start : start + max_samples]
+        rows.append((ref, int(t[0]), int(t[-1]), int(t.size), chunks.encode(t, v)))
+    return rows
 
 
 def _statements() -> list[str]:
