@@ -8,6 +8,10 @@
      |    +-- DuplicateMetricError          the same metric name registered twice
      +-- ScrapeError                       a scrape failed (timeout, error status, bad exposition)
      +-- Rejected                          raised by model code to mark a request as shed
+     +-- QueryError                        a PromQL query failed (bad_data, execution, ...)
+          +-- QuerySyntaxError              the query does not parse or type-check
+          +-- QueryTimeout                  the query ran past its time limit
+          +-- QueryLimitError               too many samples loaded or series returned
 
 The SDK's hot path never raises these into the model service: errors inside the
 recording machinery are counted in ``inferwatch_internal_errors_total`` and logged once.
@@ -61,3 +65,35 @@ class Rejected(InferwatchError):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class QueryError(InferwatchError):
+    """A PromQL query failed. ``error_type`` is the Prometheus API's error type:
+
+    ``bad_data`` (the query does not parse or does not type-check, or a parameter is
+    wrong), ``execution`` (evaluation failed: a vector with duplicate label sets, too many
+    samples), ``timeout`` or ``canceled``. ``str(error)`` is Prometheus's message.
+    """
+
+    error_type = "execution"
+
+    def __init__(self, message: str, *, error_type: str | None = None) -> None:
+        super().__init__(message)
+        if error_type is not None:
+            self.error_type = error_type
+
+
+class QuerySyntaxError(QueryError):
+    """The query does not parse, or its types do not fit (``bad_data``)."""
+
+    error_type = "bad_data"
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its time limit (``timeout``)."""
+
+    error_type = "timeout"
+
+
+class QueryLimitError(QueryError):
+    """The query would load more samples, or return more series, than allowed."""
