@@ -58,6 +58,103 @@ def format_labels(labels: Labels) -> str:
 MatchOp = Literal["=", "!=", "=~", "!~"]
 
 
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7F",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1F\\x7F",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
+    "xdigit": "0-9A-Fa-f",
+}
+_INLINE_FLAGS = re.compile(r"\(\?([imsU-]+)\)")
+
+
+def go_regex(pattern: str) -> str:
+    """Translate Go RE2 syntax to Python's where they differ.
+
+    Inline flags in the middle of a pattern (``a(?i)b``) apply to the rest of the
+    enclosing group in Go; Python only accepts them at the start, so they become a
+    scoped group ``(?i:...)``. Also ``\\z``, ``(?<name>``, and POSIX classes
+    such as ``[[:alpha:]]``.
+    """
+    out: list[str] = []
+    closers: list[int] = []  # per open group: how many scoped flag groups to close
+    top = 0  # scoped flag groups opened outside any group
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            out.append("\\Z" if nxt == "z" and not in_class else pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if pattern.startswith("[:", i):
+                end = pattern.find(":]", i + 2)
+                name = pattern[i + 2 : end] if end > 0 else ""
+                if name in _POSIX_CLASSES:
+                    out.append(_POSIX_CLASSES[name])
+                    i = end + 2
+                    continue
+            if ch == "]":
+                in_class = False
+            out.append(ch)
+            i += 1
+            continue
+        if ch == "[":
+            in_class = True
+            out.append(ch)
+            i += 1
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":
+                out.append("\\]")
+                i += 1
+            continue
+        flags = _INLINE_FLAGS.match(pattern, i)
+        if flags is not None:
+            text = flags.group(1).replace("U", "")
+            at_start = i == 0
+            if at_start and "-" not in text:
+                out.append(f"(?{text})")
+            elif text and text != "-":
+                out.append(f"(?{text}:")
+                if closers:
+                    closers[-1] += 1
+                else:
+                    top += 1
+            i = flags.end()
+            continue
+        if ch == "(":
+            if pattern.startswith("(?<", i) and pattern[i + 3 : i + 4] not in ("=", "!"):
+                out.append("(?P<")
+                i += 3
+            else:
+                out.append(ch)
+                i += 1
+            closers.append(0)
+            continue
+        if ch == ")":
+            out.append(")" * (closers.pop() if closers else 0))
+            out.append(ch)
+            i += 1
+            continue
+        out.append(ch)
+        i += 1
+    # Flags opened at the top level close at the end.
+    return "".join(out) + ")" * (top + sum(closers))
+
+
 @dataclass(frozen=True, slots=True)
 class Matcher:
     """One label matcher: ``name op value`` with Prometheus semantics.
@@ -74,7 +171,7 @@ class Matcher:
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
             try:
-                pattern = re.compile(f"(?s:{self.value})\\Z")
+                pattern = re.compile(f"(?s:{go_regex(self.value)})\\Z")
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {self.value!r}: {exc}") from None
             object.__setattr__(self, "_regex", pattern)
