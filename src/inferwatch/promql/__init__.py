@@ -15,8 +15,8 @@ from inferwatch.promql.value import (
 __all__ = [
     "Engine",
     "Matrix",
-    "Queryable",
     "QueryResult",
+    "Queryable",
     "RangeSeries",
     "Sample",
     "Scalar",

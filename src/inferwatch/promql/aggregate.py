@@ -158,8 +158,7 @@ def _avg(values: F64, present: Bools, starts: npt.NDArray[np.intp], count: F64) 
     with np.errstate(all="ignore"):
         mean = total / count
         overflow = np.isinf(mean) & ~np.isinf(
-            np.add.reduceat(np.where(present & np.isinf(values), 1.0, 0.0), starts, axis=0)
-            * np.inf
+            np.add.reduceat(np.where(present & np.isinf(values), 1.0, 0.0), starts, axis=0) * np.inf
         )
         if overflow.any():
             ends = np.r_[starts[1:], values.shape[0]]
@@ -242,7 +241,7 @@ def _topk(
     out = VectorValue(list(vec.labels), vec.values, present, drop=vec.drop)
     if n == 1:
         # An instant query lists each group's elements in rank order, groups as they came.
-        first_row = {}
+        first_row: dict[int, int] = {}
         for i in range(len(vec.labels)):
             first_row.setdefault(int(gid[i]), i)
         order_rows = sorted(
@@ -253,7 +252,9 @@ def _topk(
     return out
 
 
-def _count_values(vec: VectorValue, label: str, by: bool, names: frozenset[str], n: int) -> VectorValue:
+def _count_values(
+    vec: VectorValue, label: str, by: bool, names: frozenset[str], n: int
+) -> VectorValue:
     from inferwatch.promql.engine import formatted_float
 
     counts: dict[Labels, F64] = {}

@@ -9,7 +9,15 @@ import numpy as np
 import promql_parser as pp
 
 from inferwatch._errors import QueryError
-from inferwatch.promql.types import F64, Bools, ScalarValue, Value, VectorValue, all_drop
+from inferwatch.promql.types import (
+    F64,
+    Bools,
+    ScalarValue,
+    Value,
+    VectorValue,
+    all_drop,
+    any_rows,
+)
 from inferwatch.tsdb.labels import METRIC_NAME, Labels
 
 if TYPE_CHECKING:
@@ -33,13 +41,13 @@ def apply(op: str, a: F64, b: F64) -> F64:
         if op == "%":
             return np.fmod(a, b)
         if op == "^":
-            return np.power(a, b)
+            return np.asarray(np.power(a, b), dtype=np.float64)
         if op == "atan2":
-            return np.arctan2(a, b)
+            return np.asarray(np.arctan2(a, b), dtype=np.float64)
         if op == "==":
-            return (a == b).astype(np.float64)
+            return np.asarray(np.equal(a, b), dtype=np.float64)
         if op == "!=":
-            return (a != b).astype(np.float64)
+            return np.asarray(np.not_equal(a, b), dtype=np.float64)
         if op == ">":
             return (a > b).astype(np.float64)
         if op == "<":
@@ -76,7 +84,6 @@ def binary(ev: Evaluator, node: pp.BinaryExpr) -> Value:
 def _vector_scalar(
     op: str, vec: VectorValue, scalar: F64, return_bool: bool, *, swap: bool
 ) -> VectorValue:
-    from inferwatch.promql.engine import dedupe
 
     s = scalar[None, :]
     result = apply(op, s, vec.values) if swap else apply(op, vec.values, s)
@@ -120,7 +127,7 @@ def _set_op(op: str, lhs: VectorValue, rhs: VectorValue, mod: Any) -> VectorValu
     on, names = _matching(mod)
     n = lhs.present.shape[1] if lhs.labels else rhs.present.shape[1]
     rgroups = _group_rows(rhs, on, names)
-    rseen = {sig: rhs.present[rows].any(axis=0) for sig, rows in rgroups.items()}
+    rseen = {sig: any_rows(rhs.present[rows]) for sig, rows in rgroups.items()}
     if op in ("and", "unless"):
         present = lhs.present.copy()
         none = np.zeros(n, dtype=bool)
@@ -129,7 +136,7 @@ def _set_op(op: str, lhs: VectorValue, rhs: VectorValue, mod: Any) -> VectorValu
             present[i] &= hit if op == "and" else ~hit
         return VectorValue(list(lhs.labels), lhs.values, present, drop=lhs.drop)
     lgroups = _group_rows(lhs, on, names)
-    lseen = {sig: lhs.present[rows].any(axis=0) for sig, rows in lgroups.items()}
+    lseen = {sig: any_rows(lhs.present[rows]) for sig, rows in lgroups.items()}
     none = np.zeros(n, dtype=bool)
     rpresent = rhs.present.copy()
     for i, lb in enumerate(rhs.labels):
@@ -177,7 +184,7 @@ def _vector_vector(
                 ";many-to-many matching not allowed: matching labels must be unique on one side"
             )
         first = np.argmax(p, axis=0)
-        one_rows[sig] = (one.values[rows][first, np.arange(n)], p.any(axis=0), rows)
+        one_rows[sig] = (one.values[rows][first, np.arange(n)], any_rows(p), rows)
 
     out_labels: list[Labels] = []
     out_values: list[F64] = []

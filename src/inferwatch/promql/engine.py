@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,7 +24,6 @@ from inferwatch._errors import QueryError, QueryLimitError, QuerySyntaxError, Qu
 from inferwatch.promql import functions
 from inferwatch.promql.types import (
     F64,
-    Bools,
     I64,
     MatrixValue,
     ScalarValue,
@@ -57,6 +55,10 @@ def parse(query: str) -> pp.Expr:
         return pp.parse(query)
     except ValueError as exc:
         raise QuerySyntaxError(f"{_error_position(query, str(exc))}parse error: {exc}") from None
+    except BaseException as exc:  # a panic in the Rust parser (pyo3 PanicException)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise QuerySyntaxError(f"1:1: parse error: {exc}") from None
 
 
 def _error_position(query: str, message: str) -> str:
@@ -87,6 +89,17 @@ def to_matchers(selector: pp.VectorSelector) -> list[Matcher]:
         except ValueError as exc:
             raise QuerySyntaxError(f"parse error: {exc}") from None
     return out
+
+
+def _at_ms(at: Any) -> int:
+    """The time of an ``@ <time>`` modifier (promql-parser panics on negative times)."""
+    try:
+        stamp = at.at
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise QuerySyntaxError("@ modifier times before 1970 are not supported") from None
+    return round(float(stamp.timestamp()) * 1000)
 
 
 def _enum_name(value: object) -> str:
@@ -210,7 +223,9 @@ class Evaluator:
     def scalar_arg(self, node: Any) -> F64:
         value = self.eval(node)
         if not isinstance(value, ScalarValue):
-            raise QueryError(f"expected a scalar, got {type(value).__name__}", error_type="bad_data")
+            raise QueryError(
+                f"expected a scalar, got {type(value).__name__}", error_type="bad_data"
+            )
         return value.values
 
     # -- selectors ---------------------------------------------------------------------------
@@ -226,12 +241,13 @@ class Evaluator:
             elif at.type == pp.AtModifierType.End:
                 t = self.end_ms
             else:
-                stamp = at.at
-                t = round(stamp.timestamp() * 1000)
+                t = _at_ms(at)
             base = np.full(self.n, t, dtype=np.int64)
         return (base - off).astype(np.int64)
 
-    def select(self, selector: pp.VectorSelector, mint: int, maxt: int) -> tuple[list[Labels], I64, F64, I64]:
+    def select(
+        self, selector: pp.VectorSelector, mint: int, maxt: int
+    ) -> tuple[list[Labels], I64, F64, I64]:
         matchers = to_matchers(selector)
         series = self.engine.storage.select(matchers, mint, maxt)
         labels = [s.labels for s in series]
@@ -291,7 +307,9 @@ class Evaluator:
         inner_steps = np.arange(start, int(ends.max()) + 1, step, dtype=np.int64)
         inner = self.child(inner_steps, step).eval(node.expr)
         if isinstance(inner, ScalarValue):
-            inner = VectorValue([()], inner.values[None, :], np.ones((1, len(inner_steps)), dtype=bool))
+            inner = VectorValue(
+                [()], inner.values[None, :], np.ones((1, len(inner_steps)), dtype=bool)
+            )
         if not isinstance(inner, VectorValue):
             raise QueryError("subquery is only allowed on instant vector", error_type="bad_data")
         keep = [i for i in range(len(inner.labels)) if inner.present[i].any()]
@@ -505,19 +523,23 @@ class Engine:
         return QueryResult("matrix", matrix)
 
     def _finish(self, result: QueryResult, notes: Annotations, ev: Evaluator) -> QueryResult:
-        if self.max_series is not None and isinstance(result.value, list):
-            if len(result.value) > self.max_series:
-                raise QueryLimitError(
-                    f"query returned {len(result.value)} series, more than the limit of "
-                    f"{self.max_series}"
-                )
+        limit = self.max_series
+        if limit is not None and isinstance(result.value, list) and len(result.value) > limit:
+            raise QueryLimitError(
+                f"query returned {len(result.value)} series, more than the limit of {limit}"
+            )
         result.warnings = notes.warnings
         result.infos = notes.infos
         result.samples_loaded = ev.budget.samples
         return result
 
 
-_TYPE_NAMES = {"vector": "instant vector", "matrix": "range vector", "scalar": "scalar", "string": "string"}
+_TYPE_NAMES = {
+    "vector": "instant vector",
+    "matrix": "range vector",
+    "scalar": "scalar",
+    "string": "string",
+}
 
 
 def _static_type(node: Any) -> str:
@@ -554,4 +576,3 @@ def formatted_float(value: float) -> str:
     if text.endswith(".0"):
         text = text[:-2]
     return text
-

@@ -31,6 +31,7 @@ from inferwatch.promql.types import (
     Value,
     VectorValue,
     all_drop,
+    any_rows,
 )
 from inferwatch.tsdb.labels import METRIC_NAME, Labels, go_regex, metric_name
 
@@ -230,10 +231,7 @@ def go_expand(template: str, match: re.Match[str]) -> str:
 
 def _group(match: re.Match[str], name: str) -> str:
     try:
-        if name.isdigit():
-            value = match.group(int(name))
-        else:
-            value = match.group(name)
+        value = match.group(int(name)) if name.isdigit() else match.group(name)
     except IndexError:
         return ""
     return value or ""
@@ -270,8 +268,6 @@ def _label_replace(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
             lb = tuple(sorted(d.items()))
         labels.append(lb)
     return dedupe(VectorValue(labels, vec.values, vec.present.copy(), drop=drop))
-
-
 
 
 def _label_join(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
@@ -312,7 +308,11 @@ def _absent_labels(node: Any) -> Labels:
     for m in node.matchers.matchers:
         if m.name == METRIC_NAME:
             continue
-        if str(m.op).endswith("Equal") and not str(m.op).endswith("NotEqual") and m.name not in seen:
+        if (
+            str(m.op).endswith("Equal")
+            and not str(m.op).endswith("NotEqual")
+            and m.name not in seen
+        ):
             seen[m.name] = m.value
         else:
             dup.add(m.name)
@@ -321,11 +321,13 @@ def _absent_labels(node: Any) -> Labels:
 
 def _absent(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     vec = _vector(ev, args[0])
-    present = ~vec.present.any(axis=0) if vec.labels else np.ones(ev.n, dtype=bool)
+    present = ~any_rows(vec.present) if vec.labels else np.ones(ev.n, dtype=bool)
     return VectorValue([_absent_labels(args[0])], np.ones((1, ev.n)), present[None, :])
 
 
-def _date(fn: Callable[[npt.NDArray[np.datetime64], F64], F64]) -> Callable[[Evaluator, list[Any], pp.Call], Value]:
+def _date(
+    fn: Callable[[npt.NDArray[np.datetime64], F64], F64],
+) -> Callable[[Evaluator, list[Any], pp.Call], Value]:
     def handler(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
         if args:
             vec = _vector(ev, args[0])
@@ -354,12 +356,12 @@ _DATE: dict[str, Callable[[npt.NDArray[np.datetime64], F64], F64]] = {
     "minute": lambda s, x: np.floor_divide(x, 60) % 60,
     "hour": lambda s, x: np.floor_divide(x, 3600) % 24,
     "day_of_week": lambda s, x: (np.floor_divide(x, 86400) + 4) % 7,
-    "day_of_month": lambda s, x: (_days(s) - _months(s).astype("datetime64[D]")).astype(np.float64)
-    + 1,
+    "day_of_month": lambda s, x: (
+        (_days(s) - _months(s).astype("datetime64[D]")).astype(np.float64) + 1
+    ),
     "day_of_year": lambda s, x: (
-        _days(s) - s.astype("datetime64[Y]").astype("datetime64[D]")
-    ).astype(np.float64)
-    + 1,
+        (_days(s) - s.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.float64) + 1
+    ),
     "days_in_month": lambda s, x: (
         (_months(s) + 1).astype("datetime64[D]") - _months(s).astype("datetime64[D]")
     ).astype(np.float64),
@@ -391,7 +393,8 @@ def _almost_equal(a: F64, b: F64, eps: float) -> Bools:
         diff = np.abs(a - b)
         small = (a == 0) | (b == 0) | (abs_sum < min_normal)
         rel = diff / np.minimum(abs_sum, np.finfo(np.float64).max)
-        return (a == b) | (np.isnan(a) & np.isnan(b)) | np.where(small, diff < eps * min_normal, rel < eps)
+        close = np.where(small, diff < eps * min_normal, rel < eps)
+        return np.asarray((a == b) | (np.isnan(a) & np.isnan(b)) | close, dtype=bool)
 
 
 def bucket_quantile(q: F64, upper: F64, counts: F64) -> tuple[F64, Bools]:
@@ -476,7 +479,7 @@ def _histogram_quantile(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
         present = vec.present[rows]
         values = np.where(present, vec.values[rows], 0.0)
         result = np.full(n, np.nan)
-        has = present.any(axis=0)
+        has = any_rows(present)
         patterns, inverse = np.unique(present.T, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         forced_any = False
@@ -523,7 +526,6 @@ def _matrix(ev: Evaluator, node: Any) -> MatrixValue:
 
 
 def _range_function(ev: Evaluator, name: str, args: list[Any], node: pp.Call) -> Value:
-    from inferwatch.promql.engine import dedupe
 
     scalar_first = name in ("quantile_over_time",)
     param: F64 | None = None
@@ -549,10 +551,7 @@ def _range_function(ev: Evaluator, name: str, args: list[Any], node: pp.Call) ->
         from inferwatch.promql.aggregate import _warn_quantile
 
         _warn_quantile(ev, param, args[0])
-    if name in ("last_over_time", "first_over_time"):
-        drop = mat.drop
-    else:
-        drop = all_drop(m)
+    drop = mat.drop if name in ("last_over_time", "first_over_time") else all_drop(m)
     return VectorValue(mat.labels, values, present, drop=drop)
 
 
@@ -611,19 +610,27 @@ def _extrapolated(
     return result * factor, present
 
 
-def _rate(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _rate(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _extrapolated(mat, lo, hi, cnt, counter=True, rate=True)
 
 
-def _increase(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _increase(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _extrapolated(mat, lo, hi, cnt, counter=True, rate=False)
 
 
-def _delta(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _delta(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _extrapolated(mat, lo, hi, cnt, counter=False, rate=False)
 
 
-def _instant_value(mat: MatrixValue, lo: I64, hi: I64, cnt: I64, *, rate: bool) -> tuple[F64, Bools]:
+def _instant_value(
+    mat: MatrixValue, lo: I64, hi: I64, cnt: I64, *, rate: bool
+) -> tuple[F64, Bools]:
     t, v = mat.t, mat.v
     last = _safe(hi - 1, len(v))
     prev = _safe(hi - 2, len(v))
@@ -635,11 +642,15 @@ def _instant_value(mat: MatrixValue, lo: I64, hi: I64, cnt: I64, *, rate: bool) 
     return diff, cnt >= 2
 
 
-def _irate(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _irate(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _instant_value(mat, lo, hi, cnt, rate=True)
 
 
-def _idelta(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _idelta(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _instant_value(mat, lo, hi, cnt, rate=False)
 
 
@@ -653,13 +664,17 @@ def _transitions(mat: MatrixValue, lo: I64, hi: I64, cnt: I64, changed: Bools) -
     return (cum[last] - cum[first]).astype(np.float64), cnt >= 1
 
 
-def _changes(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _changes(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     v = mat.v
     changed = ~((v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1])))
     return _transitions(mat, lo, hi, cnt, changed)
 
 
-def _resets(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _resets(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     v = mat.v
     return _transitions(mat, lo, hi, cnt, v[1:] < v[:-1])
 
@@ -672,7 +687,9 @@ def _reduce_pairs(ufunc: np.ufunc, v: F64, lo: I64, hi: I64) -> F64:
     return out.reshape(lo.shape)
 
 
-def _lanes(mat: MatrixValue, lo: I64, cnt: I64) -> tuple[int, Callable[[int], tuple[I64, F64, Bools]]]:
+def _lanes(
+    mat: MatrixValue, lo: I64, cnt: I64
+) -> tuple[int, Callable[[int], tuple[I64, F64, Bools]]]:
     width = int(cnt.max()) if cnt.size else 0
 
     def lane(k: int) -> tuple[I64, F64, Bools]:
@@ -699,13 +716,17 @@ def _kahan_sum(mat: MatrixValue, lo: I64, cnt: I64) -> F64:
     return s + c
 
 
-def _sum_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _sum_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     if _needs_kahan(mat.v) or not np.isfinite(mat.v).all():
         return _kahan_sum(mat, lo, cnt), cnt > 0
     return _reduce_pairs(np.add, mat.v, lo, hi), cnt > 0
 
 
-def _avg_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _avg_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     if not _needs_kahan(mat.v) and np.isfinite(mat.v).all():
         return _reduce_pairs(np.add, mat.v, lo, hi) / cnt, cnt > 0
     width, lane = _lanes(mat, lo, cnt)
@@ -734,27 +755,39 @@ def _avg_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64
     return np.where(incremental, mean + comp, total / c + comp / c), cnt > 0
 
 
-def _min_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _min_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _reduce_pairs(np.fmin, mat.v, lo, hi), cnt > 0
 
 
-def _max_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _max_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _reduce_pairs(np.fmax, mat.v, lo, hi), cnt > 0
 
 
-def _count_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _count_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return cnt.astype(np.float64), cnt > 0
 
 
-def _last_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _last_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return mat.v[_safe(hi - 1, len(mat.v))], cnt > 0
 
 
-def _first_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _first_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return mat.v[_safe(lo, len(mat.v))], cnt > 0
 
 
-def _present_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _present_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return np.ones(lo.shape), cnt > 0
 
 
@@ -775,17 +808,21 @@ def _variance(mat: MatrixValue, lo: I64, cnt: I64) -> F64:
     return (aux + c_aux) / np.maximum(cnt, 1)
 
 
-def _stdvar_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _stdvar_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return _variance(mat, lo, cnt), cnt > 0
 
 
-def _stddev_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _stddev_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     return np.sqrt(_variance(mat, lo, cnt)), cnt > 0
 
 
 def _window_matrix(mat: MatrixValue, lo: I64, cnt: I64) -> tuple[F64, Bools]:
     """Every window's samples as ``(width, windows)``; absent entries masked."""
-    width, lane = _lanes(mat, lo, cnt)
+    width = int(cnt.max()) if cnt.size else 0
     flat_lo = lo.ravel()
     flat_cnt = cnt.ravel()
     k = np.arange(width)[:, None]
@@ -794,7 +831,9 @@ def _window_matrix(mat: MatrixValue, lo: I64, cnt: I64) -> tuple[F64, Bools]:
     return mat.v[idx], active
 
 
-def _quantile_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _quantile_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     assert p is not None
     values, active = _window_matrix(mat, lo, cnt)
     m, n = lo.shape
@@ -805,7 +844,9 @@ def _quantile_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p
     return out.reshape(lo.shape), cnt > 0
 
 
-def _mad_over_time(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _mad_over_time(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     values, active = _window_matrix(mat, lo, cnt)
     if values.shape[0] == 0:
         return np.full(lo.shape, np.nan), cnt > 0
@@ -851,13 +892,17 @@ def _regression(mat: MatrixValue, lo: I64, cnt: I64, intercept_t: I64) -> tuple[
     return slope, intercept
 
 
-def _deriv(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _deriv(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     first_t = mat.t[_safe(lo, len(mat.t))]
     slope, _ = _regression(mat, lo, cnt, first_t)
     return slope, cnt >= 2
 
 
-def _predict_linear(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None) -> tuple[F64, Bools]:
+def _predict_linear(
+    ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
+) -> tuple[F64, Bools]:
     assert p is not None
     ends = np.broadcast_to(ev.steps[None, :], lo.shape)
     slope, intercept = _regression(mat, lo, cnt, ends)
@@ -867,7 +912,7 @@ def _predict_linear(ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F6
 def _absent_over_time(ev: Evaluator, mat: MatrixValue, arg: Any) -> Value:
     if mat.labels:
         lo, hi = mat.windows()
-        present = ~((hi - lo) > 0).any(axis=0)
+        present = ~any_rows((hi - lo) > 0)
     else:
         present = np.ones(ev.n, dtype=bool)
     return VectorValue([_absent_labels(arg)], np.ones((1, ev.n)), present[None, :])

@@ -105,6 +105,11 @@ class MatrixValue:
 Value = ScalarValue | StringValue | VectorValue | MatrixValue
 
 
+def any_rows(present: Bools) -> Bools:
+    """Whether any row is present, at each step."""
+    return np.asarray(present.any(axis=0), dtype=bool)
+
+
 def all_drop(rows: int) -> Bools:
     return np.ones(rows, dtype=bool)
 
