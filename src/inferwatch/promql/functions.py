@@ -38,6 +38,9 @@ from inferwatch.tsdb.labels import METRIC_NAME, Labels, go_regex, metric_name
 if TYPE_CHECKING:
     from inferwatch.promql.engine import Evaluator
 
+#: Windows computed together by a range function: small enough to stay in cache.
+BLOCK_WINDOWS = 32_768
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -541,10 +544,17 @@ def _range_function(ev: Evaluator, name: str, args: list[Any], node: pp.Call) ->
     m = len(mat.labels)
     if m == 0:
         return VectorValue.empty(ev.n)
-    lo, hi = mat.windows()
-    cnt = hi - lo
-    with np.errstate(all="ignore"):
-        values, present = _RANGE[name](ev, mat, lo, hi, cnt, param)
+    # Work through the series a block at a time so the temporaries stay in cache.
+    fn = _RANGE[name]
+    values = np.empty((m, ev.n))
+    present = np.empty((m, ev.n), dtype=bool)
+    block = max(1, BLOCK_WINDOWS // max(ev.n, 1))
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        part = mat.block(start, stop)
+        lo, hi = part.windows()
+        with np.errstate(all="ignore"):
+            values[start:stop], present[start:stop] = fn(ev, part, lo, hi, hi - lo, param)
     if name in ("rate", "increase", "irate") and present.any():
         _counter_info(ev, mat, present, args[0])
     if name == "quantile_over_time" and param is not None:
@@ -556,10 +566,8 @@ def _range_function(ev: Evaluator, name: str, args: list[Any], node: pp.Call) ->
 
 
 def _counter_info(ev: Evaluator, mat: MatrixValue, present: Bools, arg: Any) -> None:
-    for i, lb in enumerate(mat.labels):
-        if not present[i].any():
-            continue
-        name = metric_name(lb)
+    names = {metric_name(mat.labels[i]) for i in np.flatnonzero(present.any(axis=1))}
+    for name in sorted(names):
         if not name.endswith(("_total", "_sum", "_count", "_bucket")):
             ev.notes.info(
                 "PromQL info: metric might not be a counter, name does not end in "

@@ -86,6 +86,19 @@ class MatrixValue:
     range_ms: int
     drop: Bools | None = None
 
+    def block(self, start: int, stop: int) -> MatrixValue:
+        """Series ``start:stop`` alone, their samples sliced out (no copy)."""
+        lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        return MatrixValue(
+            self.labels[start:stop],
+            self.t[lo:hi],
+            self.v[lo:hi],
+            self.offsets[start : stop + 1] - lo,
+            self.ends,
+            self.range_ms,
+            None if self.drop is None else self.drop[start:stop],
+        )
+
     def windows(self) -> tuple[I64, I64]:
         """``lo, hi``: ``(series, steps)`` index bounds of each window into ``t``/``v``."""
         m = len(self.labels)
