@@ -75,6 +75,13 @@ def _error_position(query: str, message: str) -> str:
                 elif ch == ")":
                     depth -= 1
         return f"1:{col}: "
+    # Messages that quote the offending text: find it in the query.
+    for marker in (" syntax: ", " for ", ": "):
+        if marker in message:
+            text = message.rsplit(marker, 1)[1].strip()
+            idx = query.find(text) if text else -1
+            if idx >= 0:
+                return f"1:{idx + 1}: "
     return "1:1: "
 
 

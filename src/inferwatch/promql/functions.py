@@ -187,14 +187,23 @@ def _sort_by_label(descending: bool) -> Callable[[Evaluator, list[Any], pp.Call]
             return vec
         rows = [i for i in range(len(vec.labels)) if vec.present[i, 0]]
 
-        def key(i: int) -> tuple[tuple[str, ...], Labels]:
+        def key(i: int) -> tuple[tuple[tuple[tuple[int, str], ...], ...], Labels]:
             d = dict(vec.labels[i])
-            return tuple(d.get(n, "") for n in names), vec.labels[i]
+            return tuple(_natural(d.get(n, "")) for n in names), vec.labels[i]
 
         rows.sort(key=key, reverse=descending)
         return vec.take(rows)
 
     return handler
+
+
+def _natural(text: str) -> tuple[tuple[int, str], ...]:
+    """A natural sort key: runs of digits compare as numbers (``cpu2 < cpu10``)."""
+    return tuple(
+        (int(part), "") if part.isdigit() else (-1, part)
+        for part in re.split(r"(\d+)", text)
+        if part
+    )
 
 
 def go_expand(template: str, match: re.Match[str]) -> str:
