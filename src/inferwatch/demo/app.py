@@ -169,12 +169,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(*, monitor: Monitor | None = None, seed: int = 0) -> FastAPI:
+def create_app(
+    *, monitor: Monitor | None = None, seed: int = 0, store: Store | None = None
+) -> FastAPI:
     """The demo FastAPI app, with its model trained and ``/metrics`` mounted.
 
     ``monitor`` defaults to ``Monitor(model="digits", version="1")`` in the process-wide
     registry; pass one with its own registry to keep counts apart (as tests do).
-    ``seed`` fixes the train/test split and the sampling of ``/sample``.
+    ``seed`` fixes the train/test split and the sampling of ``/sample``. With a
+    ``store``, the Prometheus HTTP API over it is mounted at ``/api/v1`` (Grafana can
+    use the demo as a Prometheus data source), with the monitor's metric metadata.
     """
     monitor = monitor if monitor is not None else Monitor(model="digits", version="1")
     classifier = DigitsClassifier(seed)
@@ -193,6 +197,20 @@ def create_app(*, monitor: Monitor | None = None, seed: int = 0) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
 
+    urls = {
+        "predict": "POST /predict  {'instances': [[64 floats], ...]}",
+        "sample": "GET /sample?n=5",
+        "sample_by_index": "GET /sample/{index}",
+        "metrics": "GET /metrics",
+        "docs": "GET /docs",
+    }
+    if store is not None:
+        from inferwatch.server.api import PrometheusAPI, registry_metadata
+
+        api = PrometheusAPI(store, metadata=registry_metadata(monitor.registry))
+        app.mount("/api/v1", api)
+        urls["query"] = "GET /api/v1/query?query=inferwatch_inferences_total"
+
     @app.get("/")
     def index() -> dict[str, Any]:
         """What this service is and the URLs it answers."""
@@ -201,13 +219,7 @@ def create_app(*, monitor: Monitor | None = None, seed: int = 0) -> FastAPI:
             "model": monitor.model,
             "version": monitor.version,
             "test_accuracy": round(classifier.test_accuracy, 4),
-            "urls": {
-                "predict": "POST /predict  {'instances': [[64 floats], ...]}",
-                "sample": "GET /sample?n=5",
-                "sample_by_index": "GET /sample/{index}",
-                "metrics": "GET /metrics",
-                "docs": "GET /docs",
-            },
+            "urls": urls,
         }
 
     @app.post("/predict", response_model_exclude_none=True)
@@ -351,7 +363,8 @@ def run_demo(
 
     With ``db`` (a file path) the process's own metrics are collected every 5 s
     straight into the embedded store in that file (no HTTP round trip), which keeps
-    them across restarts.
+    them across restarts, and the Prometheus HTTP API over them answers at
+    ``/api/v1`` (``/api/v1/query``, ``/api/v1/query_range``, ...).
 
     With ``traffic`` a background thread sends about ``rate`` requests per second of
     real test rows to ``/predict``, so ``/metrics`` moves on its own. ``port=0`` picks
@@ -362,7 +375,15 @@ def run_demo(
     say = echo if echo is not None else _print
     sock = _bind(host, port)
     base = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
-    app = create_app(monitor=monitor)
+    monitor = monitor if monitor is not None else Monitor(model="digits", version="1")
+    store = _open_store(db, monitor) if db else None
+    try:
+        app = create_app(monitor=monitor, store=store)
+    except BaseException:
+        if store is not None:
+            store.close()
+        sock.close()
+        raise
     classifier: DigitsClassifier = app.state.classifier
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     generator: TrafficGenerator | None = None
@@ -378,8 +399,10 @@ def run_demo(
     say(f"  sample   GET  {base}/sample?n=3")
     say(f"  metrics  GET  {base}/metrics")
     say(f"  docs     GET  {base}/docs")
+    if store is not None:
+        say(f"  query    GET  {base}/api/v1/query?query=inferwatch_inferences_total")
     say("  traffic: " + (f"about {rate:g} requests/s in the background" if traffic else "off"))
-    store, manager = _start_store(db, app.state.monitor) if db else (None, None)
+    manager = _collect_into(store, monitor) if store is not None else None
     if store is not None:
         say(f"  store    {db} (this process's metrics every 5 s; kept across restarts)")
     say("Press Ctrl-C to stop.")
@@ -398,17 +421,23 @@ def run_demo(
             sock.close()
 
 
-def _start_store(db: str, monitor: Monitor) -> tuple[Store, ScrapeManager]:
-    """Open the store and start collecting the monitor's registry into it."""
-    from inferwatch.scrape import ScrapeManager
+def _open_store(db: str, monitor: Monitor) -> Store:
+    """Open the store, with its own metrics in the monitor's registry."""
     from inferwatch.tsdb.store import Store
 
     store = Store(db)
     store.start_maintenance()
     monitor.registry.register(store)
+    return store
+
+
+def _collect_into(store: Store, monitor: Monitor) -> ScrapeManager:
+    """Start collecting the monitor's registry into the store every 5 s."""
+    from inferwatch.scrape import ScrapeManager
+
     manager = ScrapeManager(store, registry=monitor.registry, registry_interval=5.0)
     manager.start()
-    return store, manager
+    return manager
 
 
 def _print(line: str) -> None:

@@ -12,6 +12,7 @@ a left-open 5 minute lookback for instant selectors, staleness markers ending a 
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,11 +55,52 @@ def parse(query: str) -> pp.Expr:
     try:
         return pp.parse(query)
     except ValueError as exc:
-        raise QuerySyntaxError(f"{_error_position(query, str(exc))}parse error: {exc}") from None
+        message, position = _prometheus_message(query, str(exc))
+        raise QuerySyntaxError(f"{position}parse error: {message}") from None
     except BaseException as exc:  # a panic in the Rust parser (pyo3 PanicException)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise QuerySyntaxError(f"1:1: parse error: {exc}") from None
+
+
+_TYPE_WORDS = {"matrix": "range vector", "vector": "instant vector"}
+_EXPECTED_TYPE = re.compile(
+    r"expected type (\w+) in call to function '([^']+)', got (\w+)"
+)
+
+
+def _prometheus_message(query: str, message: str) -> tuple[str, str]:
+    """promql-parser's message in Prometheus's words, and its ``line:col: `` prefix."""
+    if message.startswith("unknown function with name '"):
+        name = message.split("'")[1]
+        idx = query.find(name)
+        return f'unknown function with name "{name}"', f"1:{max(idx, 0) + 1}: "
+    typed = _EXPECTED_TYPE.fullmatch(message)
+    if typed is not None:
+        want, fn, got = typed.groups()
+        idx = query.find(fn + "(")
+        col = idx + len(fn) + 2 if idx >= 0 else 1
+        return (
+            f'expected type {_TYPE_WORDS.get(want, want)} in call to function "{fn}", '
+            f"got {_TYPE_WORDS.get(got, got)}",
+            f"1:{col}: ",
+        )
+    if message == "invalid promql query" and _completes(query):
+        return "unexpected end of input", f"1:{len(query) + 1}: "
+    return message, _error_position(query, message)
+
+
+def _completes(query: str) -> bool:
+    """Whether the query is a valid prefix: adding an operand makes it parse."""
+    for tail in (" 1", " x)", " 1)", " x"):
+        try:
+            pp.parse(query + tail)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            continue
+        return True
+    return False
 
 
 def _error_position(query: str, message: str) -> str:
@@ -193,10 +235,11 @@ class Evaluator:
 
     def position(self, node: Any) -> str:
         """``(line:col)`` of a node's text in the query, as Prometheus's annotations show."""
-        text = str(node)
-        idx = self.query.find(text)
-        if idx < 0 and isinstance(node, pp.VectorSelector) and node.name:
-            idx = self.query.find(node.name)
+        idx = -1
+        for text in _node_texts(node):
+            idx = self.query.find(text)
+            if idx >= 0:
+                break
         return f" (1:{max(idx, 0) + 1})"
 
     # -- dispatch --------------------------------------------------------------------------
@@ -350,6 +393,21 @@ class Evaluator:
         return binary(self, node)
 
 
+def _node_texts(node: Any) -> list[str]:
+    """Texts that may show where a node starts in the query, most specific first."""
+    texts = [str(node), str(node).replace("{}", "")]
+    inner = node
+    while isinstance(inner, (pp.ParenExpr, pp.SubqueryExpr)):
+        inner = inner.expr
+    if isinstance(inner, pp.MatrixSelector):
+        inner = inner.vector_selector
+    if isinstance(inner, pp.VectorSelector):
+        if inner.name:
+            texts.append(inner.name)
+        texts.append("{")
+    return [t for t in texts if t]
+
+
 def dedupe(vec: VectorValue) -> VectorValue:
     """Merge rows with the same label set; two present at one step is Prometheus's error."""
     if len(vec.labels) < 2:
@@ -449,7 +507,7 @@ class Engine:
             )
         if end_ms < start_ms:
             raise QuerySyntaxError("end timestamp must not be before start time")
-        if (end_ms - start_ms) // step_ms >= MAX_POINTS_PER_SERIES:
+        if (end_ms - start_ms) // step_ms > MAX_POINTS_PER_SERIES:
             raise QuerySyntaxError(
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
