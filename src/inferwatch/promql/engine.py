@@ -64,9 +64,7 @@ def parse(query: str) -> pp.Expr:
 
 
 _TYPE_WORDS = {"matrix": "range vector", "vector": "instant vector"}
-_EXPECTED_TYPE = re.compile(
-    r"expected type (\w+) in call to function '([^']+)', got (\w+)"
-)
+_EXPECTED_TYPE = re.compile(r"expected type (\w+) in call to function '([^']+)', got (\w+)")
 
 
 def _prometheus_message(query: str, message: str) -> tuple[str, str]:
