@@ -141,11 +141,15 @@ def _set_op(op: str, lhs: VectorValue, rhs: VectorValue, mod: Any) -> VectorValu
     rpresent = rhs.present.copy()
     for i, lb in enumerate(rhs.labels):
         rpresent[i] &= ~lseen.get(_signature(lb, on, names), none)
-    return VectorValue(
-        list(lhs.labels) + list(rhs.labels),
-        np.concatenate([lhs.values, rhs.values]) if lhs.labels or rhs.labels else lhs.values,
-        np.concatenate([lhs.present, rpresent]),
-        drop=np.concatenate([lhs.flags(), rhs.flags()]),
+    from inferwatch.promql.engine import dedupe
+
+    return dedupe(
+        VectorValue(
+            list(lhs.labels) + list(rhs.labels),
+            np.concatenate([lhs.values, rhs.values]) if lhs.labels or rhs.labels else lhs.values,
+            np.concatenate([lhs.present, rpresent]),
+            drop=np.concatenate([lhs.flags(), rhs.flags()]),
+        )
     )
 
 

@@ -107,8 +107,7 @@ def _clamp(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     vec = _vector(ev, args[0])
     lo = ev.scalar_arg(args[1])[None, :]
     hi = ev.scalar_arg(args[2])[None, :]
-    values = np.fmax(lo, np.fmin(hi, vec.values))
-    values = np.where(np.isnan(vec.values), np.nan, values)
+    values = np.maximum(lo, np.minimum(hi, vec.values))  # NaN wins, as Go's math.Max
     out = _elementwise(vec, values)
     if len(out.labels):
         bad = (lo > hi)[0]
@@ -119,14 +118,14 @@ def _clamp(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
 def _clamp_min(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     vec = _vector(ev, args[0])
     lo = ev.scalar_arg(args[1])[None, :]
-    values = np.where(np.isnan(vec.values), np.nan, np.fmax(lo, vec.values))
+    values = np.maximum(lo, vec.values)
     return _elementwise(vec, values)
 
 
 def _clamp_max(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     vec = _vector(ev, args[0])
     hi = ev.scalar_arg(args[1])[None, :]
-    values = np.where(np.isnan(vec.values), np.nan, np.fmin(hi, vec.values))
+    values = np.minimum(hi, vec.values)
     return _elementwise(vec, values)
 
 
@@ -257,13 +256,9 @@ def _label_replace(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     try:
         pattern = re.compile(f"(?s:{go_regex(regex)})\\Z")
     except re.error as exc:
-        raise QueryError(
-            f"invalid regular expression in label_replace(): {regex}", error_type="bad_data"
-        ) from exc
+        raise QueryError(f"invalid regular expression in label_replace(): {regex}") from exc
     if not _LABEL_NAME.match(dst):
-        raise QueryError(
-            f"invalid destination label name in label_replace(): {dst}", error_type="bad_data"
-        )
+        raise QueryError(f"invalid destination label name in label_replace(): {dst}")
     labels = []
     drop = vec.flags().copy()
     for i, lb in enumerate(vec.labels):
@@ -290,9 +285,7 @@ def _label_join(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     sep = _string(ev, args[2])
     srcs = [_string(ev, a) for a in args[3:]]
     if not _LABEL_NAME.match(dst):
-        raise QueryError(
-            f"invalid destination label name in label_join(): {dst}", error_type="bad_data"
-        )
+        raise QueryError(f"invalid destination label name in label_join(): {dst}")
     labels = []
     drop = vec.flags().copy()
     if dst == METRIC_NAME:

@@ -124,10 +124,7 @@ def go_regex(pattern: str) -> str:
         flags = _INLINE_FLAGS.match(pattern, i)
         if flags is not None:
             text = flags.group(1).replace("U", "")
-            at_start = i == 0
-            if at_start and "-" not in text:
-                out.append(f"(?{text})")
-            elif text and text != "-":
+            if text and text != "-":
                 out.append(f"(?{text}:")
                 if closers:
                     closers[-1] += 1
