@@ -31,7 +31,10 @@ from inferwatch.promql.value import Queryable, QueryResult, RangeSeries, Sample,
 from inferwatch.tsdb.labels import STALE_NAN, Matcher, is_stale, make_labels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "promqltest"
+# The project's shared copy when checked out beside it; else the copy vendored here
+# (Prometheus's files, Apache-2.0, unchanged; see data/promqltest/SOURCE.txt).
+_SHARED = REPO_ROOT.parent / "shared" / "conformance" / "promqltest"
+CONFORMANCE = _SHARED if _SHARED.is_dir() else Path(__file__).parent / "data" / "promqltest"
 SUBSET_TSV = CONFORMANCE / "SUBSET.tsv"
 
 
