@@ -5,7 +5,8 @@ Usage: ``python crash_child.py DB ACKS COMPACT_EVERY``. It opens the store, prin
 simulated time, going on from the newest timestamp already stored. After each append
 returns it adds the timestamp to ``ACKS`` (one unbuffered ``os.write``), so a timestamp
 in that file is one that ``append`` acknowledged. Every ``COMPACT_EVERY`` appends it
-compacts; the small ``head_span`` cuts the head every :data:`CUT_EVERY` appends.
+compacts; the small ``head_span`` cuts the head every :data:`CUT_EVERY` appends, in
+many small transactions.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import sys
 import numpy as np
 import numpy.typing as npt
 
+from inferwatch.tsdb import store as store_module
 from inferwatch.tsdb.labels import STALE_NAN, Labels, Matcher, make_labels
 from inferwatch.tsdb.store import Store
+
+# Many transactions per head cut (one per 16 refs), so kills land between them too.
+store_module._CUT_REFS = 16
+store_module._CUT_DELETE_SAMPLES = 4000
 
 NAME = "crash_test_value"
 SERIES = 200

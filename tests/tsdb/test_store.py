@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from inferwatch.testing import FakeClock
+from inferwatch.tsdb import store as store_module
 from inferwatch.tsdb.labels import STALE_NAN, Matcher, is_stale, make_labels
 from inferwatch.tsdb.store import Store, StoreError
 
@@ -267,3 +269,115 @@ def test_appends_do_not_wait_for_a_head_cut(db: Path) -> None:
         assert cuts == 1
         [series] = s.select([Matcher("job", "=", "0")], 0, T0 * 2)
         assert series.values.tolist() == [float(k) for k in range(14)]
+
+
+class CutInterrupted(Exception):
+    """Stands for a crash in the middle of a head cut."""
+
+
+def interrupt_cut_after(monkeypatch: pytest.MonkeyPatch, ranges: int) -> None:
+    """Cut the head 10 refs per transaction, and stop after ``ranges`` are committed."""
+    monkeypatch.setattr(store_module, "_CUT_REFS", 10)
+    real = Store._transaction
+    committed = []
+
+    @contextlib.contextmanager
+    def transaction(self: Store) -> Iterator[sqlite3.Connection]:
+        with real(self) as db:
+            yield db
+        committed.append(1)
+        if len(committed) == ranges:
+            raise CutInterrupted
+
+    monkeypatch.setattr(Store, "_transaction", transaction)
+
+
+def stored_timestamps(db: Path) -> dict[int, list[int]]:
+    """Every sample's timestamp per series ref, in chunks and in the WAL, from SQL."""
+    from inferwatch.tsdb import chunks
+
+    out: dict[int, list[int]] = {}
+    with sqlite3.connect(db) as con:
+        for ref, data in con.execute("SELECT series_id, data FROM chunks"):
+            out.setdefault(ref, []).extend(chunks.decode(data)[0].tolist())
+        for ts, refs in con.execute("SELECT ts, refs FROM wal"):
+            for ref in np.frombuffer(refs, np.int64).tolist():
+                out.setdefault(ref, []).append(ts)
+    return {ref: sorted(ts) for ref, ts in out.items()}
+
+
+def test_a_head_cut_writes_one_range_of_refs_per_transaction(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_CUT_REFS", 10)
+    transactions = []
+    real = Store._transaction
+
+    def counting(self: Store) -> object:
+        transactions.append(1)
+        return real(self)
+
+    with Store(db) as s:
+        for k in range(3):
+            s.append(T0 + k, [(lab(job=str(i)), float(k)) for i in range(35)])
+        monkeypatch.setattr(Store, "_transaction", counting)
+        assert s.cut_head() == 105
+        # refs 1..35 in ranges [0, 10) ... [30, 40), then one WAL delete
+        assert len(transactions) == 5
+        assert s._head.samples == 0
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM wal").fetchone()[0] == 0
+
+
+def test_a_store_reopened_after_a_cut_cut_short_finishes_it(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Store(db)
+    for k in range(4):
+        s.append(T0 + k, [(lab(job=str(i)), float(k)) for i in range(45)])
+    interrupt_cut_after(monkeypatch, ranges=2)
+    with pytest.raises(CutInterrupted):
+        s.cut_head()
+    # Meanwhile the first ranges are in chunks and in the WAL: read once all the same.
+    series = s.select(UP, 0, T0 * 2)
+    assert [x.timestamps.tolist() for x in series] == [[T0, T0 + 1, T0 + 2, T0 + 3]] * 45
+    s.close()
+    counts = stored_timestamps(db)
+    assert sum(len(ts) != len(set(ts)) for ts in counts.values()) > 0  # the crash's state
+    monkeypatch.undo()
+    with Store(db) as s:
+        assert s._head.samples == 0  # the cut was finished on opening
+        series = s.select(UP, 0, T0 * 2)
+        assert [x.values.tolist() for x in series] == [[0.0, 1.0, 2.0, 3.0]] * 45
+    assert all(ts == [T0, T0 + 1, T0 + 2, T0 + 3] for ts in stored_timestamps(db).values())
+    assert sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'cut'").fetchall() == []
+
+
+def test_appends_after_a_cut_cut_short_stay_in_the_head(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Store(db)
+    s.append(T0, [(lab(job=str(i)), 1.0) for i in range(25)])
+    interrupt_cut_after(monkeypatch, ranges=1)
+    with pytest.raises(CutInterrupted):
+        s.cut_head()
+    monkeypatch.undo()
+    s.append(T0 + 1, [(lab(job=str(i)), 2.0) for i in range(25)])
+    s.close()
+    with Store(db) as s:
+        assert s._head.samples == 25  # the second append, not part of the cut
+        series = s.select(UP, 0, T0 * 2)
+        assert [x.values.tolist() for x in series] == [[1.0, 2.0]] * 25
+    assert all(ts == [T0, T0 + 1] for ts in stored_timestamps(db).values())
+
+
+def test_appends_of_the_same_label_set_objects_keep_every_rule(store: Store) -> None:
+    label_sets = [lab(job=str(i)) for i in range(50)]
+    for k in range(3):
+        result = store.append(T0 + k, [(labels, float(k)) for labels in label_sets])
+        assert result.accepted == 50
+    again = store.append(T0 + 1, [(labels, 9.0) for labels in label_sets])
+    assert (again.accepted, again.out_of_order) == (0, 50)
+    same_time = store.append(T0 + 2, [(labels, 9.0) for labels in label_sets])
+    assert (same_time.accepted, same_time.duplicate) == (0, 50)
+    series = store.select(UP, 0, T0 * 2)
+    assert [s.values.tolist() for s in series] == [[0.0, 1.0, 2.0]] * 50

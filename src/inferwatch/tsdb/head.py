@@ -4,26 +4,51 @@ Every append is one batch: one timestamp, the refs of the series it carries (sor
 and their values. Keeping batches whole makes appends vectorised (numpy checks the
 order of a thousand samples at once) and makes each batch the unit of the write-ahead
 log. Batches are cut into per-series chunks when the head grows past its span.
+
+The values take 8 bytes a sample; the refs take 4 (int32 while refs fit), and none
+when a batch carries the same series as a recent one (a target scraped again), whose
+ref array it then shares. Both live in large blocks rather than one allocation per
+batch: long-lived arrays among an append's temporaries of the same sizes would leave
+the allocator's heap full of holes (tens of MB at 100k series).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
 NO_SAMPLE = np.iinfo(np.int64).min
+#: Sorted series refs: int32 while they fit, else int64.
+Refs: TypeAlias = npt.NDArray[np.signedinteger[Any]]
+_INT32_MAX = np.iinfo(np.int32).max
+#: Distinct ref arrays remembered for sharing (one per target, say, of the last scrapes).
+_SHARED_REF_SETS = 256
+#: Bytes of one block of head arrays (its untouched end costs no memory).
+_BLOCK_BYTES = 1 << 24
+_Array = TypeVar("_Array", bound=npt.NDArray[Any])
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Samples appended together: ``refs`` sorted, ``values`` aligned, one timestamp."""
+    """Samples appended together: ``refs`` sorted, ``values`` aligned, one timestamp.
+
+    ``refs`` may be shared with other batches: never modify it.
+    """
 
     seq: int
     ts: int
-    refs: npt.NDArray[np.int64]
+    refs: Refs
     values: npt.NDArray[np.float64]
+
+
+def compact_refs(refs: npt.NDArray[np.int64]) -> Refs:
+    """``refs`` as int32 when every ref fits, as they do below 2**31 series created."""
+    if refs.size and int(refs[-1]) > _INT32_MAX:  # sorted: the last is the largest
+        return refs
+    return refs.astype(np.int32)
 
 
 class Head:
@@ -33,15 +58,53 @@ class Head:
         self.batches: list[Batch] = []
         self.samples = 0
         self._last_ts = np.full(1024, NO_SAMPLE, dtype=np.int64)
-        self._merged: (
-            tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]] | None
-        ) = None
+        self._merged: tuple[Refs, npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
+        #: Recent distinct ref arrays by (size, first, last ref), for batches to share.
+        self._ref_sets: dict[tuple[int, int, int], Refs] = {}
+        self._block = np.empty(0, np.uint8)
+        self._block_used = 0
 
-    def last_ts(self, refs: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def keep(self, array: _Array) -> _Array:
+        """A read-only copy of ``array`` for a batch, in the current block.
+
+        A block is freed when no batch uses it any more (after the head cuts that move
+        its batches into chunks).
+        """
+        size = array.nbytes
+        out: npt.NDArray[Any]
+        if size * 4 > _BLOCK_BYTES:  # large enough to be an allocation of its own
+            out = array.copy()
+        else:
+            if self._block_used + size > self._block.size:
+                self._block = np.empty(_BLOCK_BYTES, np.uint8)
+                self._block_used = 0
+            start = self._block_used
+            out = self._block[start : start + size].view(array.dtype)
+            out[...] = array
+            self._block_used = start + -(-size // 8) * 8  # the next one 8-byte aligned
+        out.flags.writeable = False
+        return cast("_Array", out)  # a view of the same dtype and shape
+
+    def shared(self, refs: Refs) -> Refs:
+        """A kept copy of ``refs``, or an equal ref array a recent batch holds."""
+        if refs.size == 0:
+            return refs
+        key = (int(refs.size), int(refs[0]), int(refs[-1]))
+        known = self._ref_sets.get(key)
+        if known is not None and known.dtype == refs.dtype and np.array_equal(known, refs):
+            return known
+        kept = self.keep(refs)
+        self._ref_sets.pop(key, None)
+        self._ref_sets[key] = kept
+        if len(self._ref_sets) > _SHARED_REF_SETS:
+            del self._ref_sets[next(iter(self._ref_sets))]  # the oldest
+        return kept
+
+    def last_ts(self, refs: Refs) -> npt.NDArray[np.int64]:
         self._grow(int(refs.max(initial=0)))
         return self._last_ts[refs]
 
-    def set_last_ts(self, refs: npt.NDArray[np.int64], ts: int | npt.NDArray[np.int64]) -> None:
+    def set_last_ts(self, refs: Refs, ts: int | npt.NDArray[np.int64]) -> None:
         self._grow(int(refs.max(initial=0)))
         self._last_ts[refs] = np.maximum(self._last_ts[refs], ts)
 
@@ -64,6 +127,9 @@ class Head:
         self.batches = kept
         self.samples = sum(int(b.refs.size) for b in kept)
         self._merged = None
+        # A ref array no batch uses would keep its whole block alive.
+        used = {id(b.refs) for b in kept}
+        self._ref_sets = {k: v for k, v in self._ref_sets.items() if id(v) in used}
 
     @property
     def min_ts(self) -> int | None:
@@ -75,31 +141,33 @@ class Head:
 
     def sorted_samples(
         self, lo: int = 0, hi: int | None = None, batches: list[Batch] | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    ) -> tuple[Refs, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Samples of refs in ``[lo, hi)`` as (refs, timestamps, values), by ref then time.
 
         Each batch's refs are sorted, so a ref range is one slice of every batch and
         only that range's samples are copied. ``batches`` defaults to the whole head.
         """
-        parts_r, parts_t, parts_v = [], [], []
+        parts_r, parts_v, times, counts = [], [], [], []
         for b in self.batches if batches is None else batches:
-            start, end = (0, b.refs.size) if hi is None else np.searchsorted(b.refs, (lo, hi))
+            start, end = (0, b.refs.size) if hi is None else _range(b.refs, lo, hi)
             if start < end:
                 parts_r.append(b.refs[start:end])
-                parts_t.append(np.full(end - start, b.ts, np.int64))
                 parts_v.append(b.values[start:end])
+                times.append(b.ts)
+                counts.append(end - start)
         if not parts_r:
             empty = np.empty(0, np.int64)
             return empty, empty, np.empty(0, np.float64)
+        # A series' samples are in time order from batch to batch (appends reject
+        # older ones), so a stable sort by ref alone sorts by ref, then time.
         refs = np.concatenate(parts_r)
-        ts = np.concatenate(parts_t)
-        values = np.concatenate(parts_v)
-        order = np.lexsort((ts, refs))
-        return refs[order], ts[order], values[order]
+        order = np.argsort(refs, kind="stable")
+        refs = refs[order]
+        ts = np.repeat(np.array(times, np.int64), counts)[order]
+        values = np.concatenate(parts_v)[order]
+        return refs, ts, values
 
-    def merged(
-        self,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    def merged(self) -> tuple[Refs, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """All head samples sorted by ref then time (cached until the head changes)."""
         if self._merged is None:
             self._merged = self.sorted_samples()
@@ -113,6 +181,8 @@ class Head:
         out: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         if all_refs.size == 0 or refs.size == 0:
             return out
+        if all_refs.dtype != refs.dtype:  # int32 refs: larger ones are not in the head
+            refs = refs[refs <= np.iinfo(all_refs.dtype).max].astype(all_refs.dtype)
         starts = np.searchsorted(all_refs, refs, side="left")
         ends = np.searchsorted(all_refs, refs, side="right")
         for ref, start, end in zip(refs.tolist(), starts.tolist(), ends.tolist(), strict=True):
@@ -124,3 +194,11 @@ class Head:
             if lo < hi:
                 out[ref] = (ts[lo:hi], all_values[start:end][lo:hi])
         return out
+
+
+def _range(refs: Refs, lo: int, hi: int) -> tuple[int, int]:
+    """Where the refs in ``[lo, hi)`` are in sorted ``refs`` (searched in their dtype)."""
+    limit = int(np.iinfo(refs.dtype).max)
+    start = refs.size if lo > limit else int(np.searchsorted(refs, refs.dtype.type(lo)))
+    end = refs.size if hi > limit else int(np.searchsorted(refs, refs.dtype.type(hi)))
+    return start, end

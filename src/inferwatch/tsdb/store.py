@@ -13,9 +13,12 @@
   ``fsync="always"`` syncs every commit; ``"never"`` leaves it to the OS.
 - **Head and chunks.** Appended batches stay in memory (the :class:`~.head.Head`) and in
   the ``wal`` table. When the head spans ``head_span`` seconds, its samples are encoded
-  into one chunk per series (:mod:`.chunks`), written to ``chunks``, and the WAL rows
-  they came from are deleted, in one transaction. The cut runs in a background thread
+  into one chunk per series (:mod:`.chunks`) and written to ``chunks``, one range of
+  series refs per transaction; only when every range is in does a last run of small
+  transactions delete the WAL rows they came from. The cut runs in a background thread
   and encodes outside the write lock, so appends wait only for its short SQL writes.
+  The ``cut`` row of ``meta`` records how far a cut got: a store reopened after a
+  crash in the middle of one finishes it, so no sample is lost or stored twice.
 - **Prometheus semantics.** Samples of a series must come in increasing time: an older
   sample is rejected as out of order, one at the same time as a duplicate; both are
   counted, never stored. Staleness markers are stored as values.
@@ -30,11 +33,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import operator
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +49,7 @@ import numpy.typing as npt
 from inferwatch._errors import InferwatchError
 from inferwatch.sdk.family import FamilySnapshot
 from inferwatch.tsdb import chunks
-from inferwatch.tsdb.head import Batch, Head
+from inferwatch.tsdb.head import Batch, Head, compact_refs
 from inferwatch.tsdb.index import Postings
 from inferwatch.tsdb.labels import Labels, Matcher, metric_name
 from inferwatch.tsdb.series import AppendResult, Series
@@ -52,8 +57,13 @@ from inferwatch.tsdb.series import AppendResult, Series
 log = logging.getLogger("inferwatch.tsdb")
 
 MAGIC = "inferwatch-tsdb"
-#: Series refs encoded together by a head cut (bounds the cut's temporary memory).
-_CUT_REFS = 4096
+#: Series refs encoded and written together by a head cut (bounds the cut's temporary
+#: memory and how long one of its transactions holds the write lock).
+_CUT_REFS = 1024
+#: WAL samples deleted per transaction at the end of a head cut.
+_CUT_DELETE_SAMPLES = 1_000_000
+#: Appends whose label sets are remembered (say one per target), see ``Store._remember``.
+_RECENT_APPENDS = 256
 #: The most samples one chunk holds when backfilling or compacting.
 MAX_CHUNK_SAMPLES = 1440
 FORMAT_VERSION = "1"
@@ -110,6 +120,8 @@ class Store:
         self._index = Postings()
         self._per_metric: dict[str, int] = {}
         self._head = Head()
+        #: Label-set lists of recent appends and their refs, by (count, id of the first).
+        self._recent: dict[tuple[int, int], tuple[list[Labels], npt.NDArray[np.int64]]] = {}
         self._next_seq = 1
         self._counters: dict[str, float] = {}
         self._cardinality_rejections: dict[str, float] = {}
@@ -182,10 +194,15 @@ class Store:
         for seq, ts, refs, vals in self._db.execute(
             "SELECT seq, ts, refs, vals FROM wal ORDER BY seq"
         ):
-            batch = Batch(seq, ts, np.frombuffer(refs, np.int64), np.frombuffer(vals, np.float64))
+            ref_array = self._head.shared(compact_refs(np.frombuffer(refs, np.int64)))
+            batch = Batch(seq, ts, ref_array, self._head.keep(np.frombuffer(vals, np.float64)))
             self._head.add(batch)
             self._head.set_last_ts(batch.refs, ts)
             self._next_seq = seq + 1
+        marker = self._db.execute("SELECT value FROM meta WHERE key = 'cut'").fetchone()
+        if marker is not None:  # a head cut was cut short: finish it
+            through_seq, next_ref = json.loads(marker[0])
+            self._cut([b for b in self._head.batches if b.seq <= through_seq], next_ref)
 
     def _register(self, ref: int, labels: Labels) -> None:
         self._refs[labels] = ref
@@ -213,28 +230,49 @@ class Store:
         if not samples:
             return result
         ts_ms = int(ts_ms)
+        label_sets = list(map(itemgetter(0), samples))
+        key = (len(label_sets), id(label_sets[0]))
         with self._write_lock:
             self._check_open()
-            refs_get = self._refs.get
-            refs: list[int] = []
-            values: list[float] = []
-            new_rows: list[tuple[int, str]] = []
-            for labels, value in samples:
-                ref = refs_get(labels)
-                if ref is None:
-                    ref = self._new_series(labels, new_rows, result)
-                    if ref < 0:
-                        continue
-                refs.append(ref)
-                values.append(value)
-            self._append_refs(
-                ts_ms, np.array(refs, np.int64), np.array(values, np.float64), new_rows, result
-            )
+            new_rows: list[tuple[int, Labels]] = []
+            recent = self._recent.get(key)
+            if recent is not None and all(map(operator.is_, label_sets, recent[0])):
+                ref_array = recent[1]
+                value_array = np.fromiter(map(itemgetter(1), samples), np.float64, len(samples))
+            else:
+                refs_get = self._refs.get
+                refs: list[int] = []
+                values: list[float] = []
+                for labels, value in samples:
+                    ref = refs_get(labels)
+                    if ref is None:
+                        ref = self._new_series(labels, new_rows, result)
+                        if ref < 0:
+                            continue
+                    refs.append(ref)
+                    values.append(value)
+                ref_array, value_array = np.array(refs, np.int64), np.array(values, np.float64)
+                if not new_rows and not result.too_many_series:
+                    self._remember(key, label_sets, ref_array)
+            self._append_refs(ts_ms, ref_array, value_array, new_rows, result)
         self._maybe_cut()
         return result
 
+    def _remember(
+        self, key: tuple[int, int], label_sets: list[Labels], refs: npt.NDArray[np.int64]
+    ) -> None:
+        """Keep the refs of an append's label sets: a scrape of the same target with the
+        same label-set objects (a scrape cache gives them) then looks none of them up.
+
+        The label sets are held, so no other object can take their ids meanwhile.
+        """
+        self._recent.pop(key, None)
+        self._recent[key] = (label_sets, refs)
+        if len(self._recent) > _RECENT_APPENDS:
+            del self._recent[next(iter(self._recent))]  # the oldest
+
     def _new_series(
-        self, labels: Labels, new_rows: list[tuple[int, str]], result: AppendResult
+        self, labels: Labels, new_rows: list[tuple[int, Labels]], result: AppendResult
     ) -> int:
         name = metric_name(labels)
         if (
@@ -262,7 +300,7 @@ class Store:
         self._last_ref += 1
         ref = self._last_ref
         self._register(ref, labels)
-        new_rows.append((ref, json.dumps(labels, separators=(",", ":"))))
+        new_rows.append((ref, labels))
         result.new_series += 1
         return ref
 
@@ -271,7 +309,7 @@ class Store:
         ts: int,
         refs: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
-        new_rows: list[tuple[int, str]],
+        new_rows: list[tuple[int, Labels]],
         result: AppendResult,
     ) -> None:
         if refs.size:
@@ -292,7 +330,7 @@ class Store:
         try:
             with self._transaction() as db:
                 if new_rows:
-                    db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
+                    self._insert_series(db, new_rows)
                 if refs.size:
                     db.execute(
                         "INSERT INTO wal(seq, ts, refs, vals) VALUES (?, ?, ?, ?)",
@@ -303,7 +341,8 @@ class Store:
             raise
         if refs.size:
             self._next_seq = seq + 1
-            self._head.add(Batch(seq, ts, refs, values))
+            head = self._head
+            head.add(Batch(seq, ts, head.shared(compact_refs(refs)), head.keep(values)))
             self._head.set_last_ts(refs, ts)
             result.accepted += int(refs.size)
         self._count("samples_appended", result.accepted)
@@ -311,13 +350,23 @@ class Store:
         self._count("rejected_duplicate", result.duplicate)
         self._count("rejected_too_many_series", result.too_many_series)
 
-    def _forget_new(self, new_rows: list[tuple[int, str]]) -> None:
+    @staticmethod
+    def _insert_series(db: sqlite3.Connection, new_rows: list[tuple[int, Labels]]) -> None:
+        # Each label set as JSON as it is written: 100k new series' texts are not all
+        # held at once (freed, they would leave the allocator's arenas full of holes).
+        db.executemany(
+            "INSERT INTO series(id, labels) VALUES (?, ?)",
+            ((ref, json.dumps(labels, separators=(",", ":"))) for ref, labels in new_rows),
+        )
+
+    def _forget_new(self, new_rows: list[tuple[int, Labels]]) -> None:
         """Undo the in-memory registration of series whose rows were not committed."""
         for ref, _ in new_rows:
             self._unregister(ref)
         self._last_ref -= len(new_rows)
 
     def _unregister(self, ref: int) -> None:
+        self._recent.clear()
         labels = self._index.labels(ref)
         self._index.remove(ref)
         self._refs.pop(labels, None)
@@ -349,7 +398,7 @@ class Store:
         with self._write_lock:
             self._check_open()
             ref = self._refs.get(labels)
-            new_rows: list[tuple[int, str]] = []
+            new_rows: list[tuple[int, Labels]] = []
             if ref is None:
                 ref = self._new_series(labels, new_rows, AppendResult())
                 if ref < 0:
@@ -357,7 +406,7 @@ class Store:
             try:
                 with self._transaction() as db:
                     if new_rows:
-                        db.executemany("INSERT INTO series(id, labels) VALUES (?, ?)", new_rows)
+                        self._insert_series(db, new_rows)
                     db.executemany(
                         "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
                         chunk_rows(ref, ts, vals, MAX_CHUNK_SAMPLES),
@@ -411,32 +460,74 @@ class Store:
             batches = list(self._head.batches)
             if not batches:
                 return 0
-            last_seq = batches[-1].seq
-            top = max(int(b.refs[-1]) for b in batches)  # a batch is never empty
-            rows: list[ChunkRow] = []
-            # One range of refs at a time: each batch's refs are sorted, so a range is a
-            # slice of every batch, and only that range's samples are copied and sorted.
-            for lo in range(0, top + 1, _CUT_REFS):
-                refs, ts, values = self._head.sorted_samples(lo, lo + _CUT_REFS, batches)
-                if refs.size == 0:
-                    continue
-                bounds = np.flatnonzero(np.diff(refs)) + 1
-                for start, end in zip(
-                    np.concatenate(([0], bounds)).tolist(),
-                    np.concatenate((bounds, [refs.size])).tolist(),
-                    strict=True,
-                ):
-                    rows.extend(
-                        chunk_rows(int(refs[start]), ts[start:end], values[start:end], end - start)
-                    )
-            moved = sum(r[3] for r in rows)
-            with self._write_lock:
-                with self._transaction() as db:
-                    db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
-                    db.execute("DELETE FROM wal WHERE seq <= ?", (last_seq,))
-                self._head.drop_through(last_seq)
+            moved = self._cut(batches, 0)
             self._count("head_cuts", 1)
             return moved
+
+    def _cut(self, batches: list[Batch], first_ref: int) -> int:
+        """Write the chunks of ``batches`` for refs from ``first_ref`` on, then delete
+        their WAL rows and drop them from the head; return how many samples moved.
+
+        Each range of refs is one transaction, which also records in ``meta`` that the
+        refs before the next range are written, so a cut cut short by a crash is
+        finished on the next start from where it stopped. Until the WAL rows are gone,
+        their samples are in the head and in chunks: ``select`` reads them once.
+        """
+        if not batches:
+            self._write_marker(None)
+            return 0
+        through = batches[-1].seq
+        top = max(int(b.refs[-1]) for b in batches)  # a batch is never empty
+        moved = 0
+        # One range of refs at a time: each batch's refs are sorted, so a range is a
+        # slice of every batch, and only that range's samples are copied and sorted.
+        for lo in range(first_ref, top + 1, _CUT_REFS):
+            refs, ts, values = self._head.sorted_samples(lo, lo + _CUT_REFS, batches)
+            if refs.size == 0:
+                continue
+            rows: list[ChunkRow] = []
+            bounds = np.flatnonzero(np.diff(refs)) + 1
+            for start, end in zip(
+                np.concatenate(([0], bounds)).tolist(),
+                np.concatenate((bounds, [refs.size])).tolist(),
+                strict=True,
+            ):
+                rows.extend(
+                    chunk_rows(int(refs[start]), ts[start:end], values[start:end], end - start)
+                )
+            with self._write_lock:
+                self._check_open()
+                with self._transaction() as db:
+                    db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+                    self._write_marker((through, lo + _CUT_REFS))
+            moved += int(refs.size)
+        # Every chunk is in: now the WAL rows go, oldest first, a few at a time.
+        group = 0
+        for i, batch in enumerate(batches):
+            group += int(batch.refs.size)
+            last = i == len(batches) - 1
+            if group < _CUT_DELETE_SAMPLES and not last:
+                continue
+            with self._write_lock:
+                self._check_open()
+                with self._transaction() as db:
+                    db.execute("DELETE FROM wal WHERE seq <= ?", (batch.seq,))
+                    if last:
+                        self._write_marker(None)
+                self._head.drop_through(batch.seq)
+            group = 0
+        return moved
+
+    def _write_marker(self, progress: tuple[int, int] | None) -> None:
+        """Record (in the open transaction) how far a head cut got: its batches through
+        seq ``progress[0]`` are in chunks for the refs below ``progress[1]``."""
+        if progress is None:
+            self._db.execute("DELETE FROM meta WHERE key = 'cut'")
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('cut', ?)",
+                (json.dumps(list(progress)),),
+            )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -449,6 +540,10 @@ class Store:
         if not refs:
             return []
         ref_array = np.array(refs, dtype=np.int64)
+        # The head before the chunks: a sample a head cut moves in between is then read
+        # twice (and kept once), never missed.
+        with self._write_lock:
+            head = self._head.series_samples(ref_array, mint_ms, maxt_ms)
         parts: dict[int, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
         for ref, data in self._read_chunks(refs, mint_ms, maxt_ms):
             t, v = chunks.decode(data)
@@ -456,8 +551,6 @@ class Store:
             hi = int(np.searchsorted(t, maxt_ms, side="right"))
             if lo < hi:
                 parts.setdefault(ref, []).append((t[lo:hi], v[lo:hi]))
-        with self._write_lock:
-            head = self._head.series_samples(ref_array, mint_ms, maxt_ms)
         for ref, tv in head.items():
             parts.setdefault(ref, []).append(tv)
         out = []
