@@ -22,6 +22,9 @@
 - **Prometheus semantics.** Samples of a series must come in increasing time: an older
   sample is rejected as out of order, one at the same time as a duplicate; both are
   counted, never stored. Staleness markers are stored as values.
+- **Repeated scrapes.** An append whose label sets are the very objects of a recent
+  append's (what a scrape cache hands on) reuses that append's series refs instead of
+  looking each label set up.
 - **Limits.** ``max_series`` and ``max_series_per_metric`` bound cardinality; samples
   of series beyond them are rejected, counted per metric, and logged once per metric.
 - **Retention** by age and by size, and **compaction** of small old chunks into large
@@ -33,13 +36,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import operator
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
+from operator import is_, itemgetter
 from pathlib import Path
 from typing import Literal
 
@@ -61,7 +63,7 @@ MAGIC = "inferwatch-tsdb"
 #: memory and how long one of its transactions holds the write lock).
 _CUT_REFS = 1024
 #: WAL samples deleted per transaction at the end of a head cut.
-_CUT_DELETE_SAMPLES = 1_000_000
+_CUT_DELETE_SAMPLES = 200_000
 #: Appends whose label sets are remembered (say one per target), see ``Store._remember``.
 _RECENT_APPENDS = 256
 #: The most samples one chunk holds when backfilling or compacting.
@@ -120,8 +122,9 @@ class Store:
         self._index = Postings()
         self._per_metric: dict[str, int] = {}
         self._head = Head()
-        #: Label-set lists of recent appends and their refs, by (count, id of the first).
-        self._recent: dict[tuple[int, int], tuple[list[Labels], npt.NDArray[np.int64]]] = {}
+        #: Label-set lists of recent appends and their refs, by the id of the first.
+        self._recent: dict[int, tuple[list[Labels], npt.NDArray[np.int64]]] = {}
+        self._recent_count = 0
         self._next_seq = 1
         self._counters: dict[str, float] = {}
         self._cardinality_rejections: dict[str, float] = {}
@@ -231,12 +234,16 @@ class Store:
             return result
         ts_ms = int(ts_ms)
         label_sets = list(map(itemgetter(0), samples))
-        key = (len(label_sets), id(label_sets[0]))
+        key = id(label_sets[0])
         with self._write_lock:
             self._check_open()
             new_rows: list[tuple[int, Labels]] = []
             recent = self._recent.get(key)
-            if recent is not None and all(map(operator.is_, label_sets, recent[0])):
+            if (
+                recent is not None
+                and len(recent[0]) == len(label_sets)
+                and all(map(is_, label_sets, recent[0]))
+            ):
                 ref_array = recent[1]
                 value_array = np.fromiter(map(itemgetter(1), samples), np.float64, len(samples))
             else:
@@ -258,18 +265,21 @@ class Store:
         self._maybe_cut()
         return result
 
-    def _remember(
-        self, key: tuple[int, int], label_sets: list[Labels], refs: npt.NDArray[np.int64]
-    ) -> None:
+    def _remember(self, key: int, label_sets: list[Labels], refs: npt.NDArray[np.int64]) -> None:
         """Keep the refs of an append's label sets: a scrape of the same target with the
         same label-set objects (a scrape cache gives them) then looks none of them up.
 
-        The label sets are held, so no other object can take their ids meanwhile.
+        Keyed by the first label set (one entry a target, as a rule); the label sets are
+        held, so no other object takes their ids meanwhile. At most about two label sets
+        a series are held.
         """
-        self._recent.pop(key, None)
-        self._recent[key] = (label_sets, refs)
-        if len(self._recent) > _RECENT_APPENDS:
-            del self._recent[next(iter(self._recent))]  # the oldest
+        recent = self._recent
+        old = recent.pop(key, None)
+        self._recent_count += len(label_sets) - (0 if old is None else len(old[0]))
+        recent[key] = (label_sets, refs)
+        limit = 2 * len(self._refs) + 1000
+        while len(recent) > _RECENT_APPENDS or (len(recent) > 1 and self._recent_count > limit):
+            self._recent_count -= len(recent.pop(next(iter(recent)))[0])  # the oldest
 
     def _new_series(
         self, labels: Labels, new_rows: list[tuple[int, Labels]], result: AppendResult
@@ -367,6 +377,7 @@ class Store:
 
     def _unregister(self, ref: int) -> None:
         self._recent.clear()
+        self._recent_count = 0
         labels = self._index.labels(ref)
         self._index.remove(ref)
         self._refs.pop(labels, None)
