@@ -10,6 +10,7 @@ import numpy.typing as npt
 import promql_parser as pp
 
 from inferwatch._errors import QueryError
+from inferwatch.promql.goformat import go_format_float
 from inferwatch.promql.types import F64, Bools, ScalarValue, StringValue, Value, VectorValue
 from inferwatch.tsdb.labels import METRIC_NAME, Labels
 
@@ -110,11 +111,9 @@ def _welford(values: F64, present: Bools, starts: npt.NDArray[np.intp], total: i
 def _warn_quantile(ev: Evaluator, phi: F64, param: object) -> None:
     bad = phi[(phi < 0) | (phi > 1) | np.isnan(phi)]
     if len(bad):
-        from inferwatch.promql.engine import formatted_float
-
         ev.notes.warn(
             "PromQL warning: quantile value should be between 0 and 1, got "
-            f"{formatted_float(float(bad[0]))}{ev.position(param)}"
+            f"{go_format_float(float(bad[0]))}{ev.position(param)}"
         )
 
 
@@ -213,10 +212,8 @@ def _topk(
     if np.isnan(k).any():
         raise QueryError("Parameter value is NaN")
     if (np.abs(k) > 2.0**62).any():
-        from inferwatch.promql.engine import formatted_float
-
         bad = float(k[np.abs(k) > 2.0**62][0])
-        raise QueryError(f"Parameter value is out of range: {formatted_float(bad)}")
+        raise QueryError(f"Parameter value is out of range: {go_format_float(bad)}")
     if not vec.labels:
         return VectorValue.empty(n)
     kk = np.floor(k).astype(np.int64)
@@ -255,15 +252,13 @@ def _topk(
 def _count_values(
     vec: VectorValue, label: str, by: bool, names: frozenset[str], n: int
 ) -> VectorValue:
-    from inferwatch.promql.engine import formatted_float
-
     counts: dict[Labels, F64] = {}
     order: list[Labels] = []
     for i, lb in enumerate(vec.labels):
         base = dict(_group_key(lb, by, names))
         for j in np.flatnonzero(vec.present[i]):
             key = dict(base)
-            key[label] = formatted_float(float(vec.values[i, j]))
+            key[label] = go_format_float(float(vec.values[i, j]))
             lbl = tuple(sorted(key.items()))
             if lbl not in counts:
                 counts[lbl] = np.zeros(n)

@@ -9,6 +9,7 @@ import numpy as np
 import promql_parser as pp
 
 from inferwatch._errors import QueryError
+from inferwatch.promql.goformat import go_labels
 from inferwatch.promql.types import (
     F64,
     Bools,
@@ -296,12 +297,3 @@ def _check_unique(sigs: list[Labels], labels: list[Labels], present: Bools, card
             raise QueryError(
                 "multiple matches for labels: grouping labels must ensure unique matches"
             )
-
-
-def go_labels(labels: Labels) -> str:
-    """A label set as Go's ``labels.Labels.String()`` prints it."""
-    return "{" + ", ".join(f"{k}={_go_quote(v)}" for k, v in labels) + "}"
-
-
-def _go_quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

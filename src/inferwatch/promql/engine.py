@@ -11,7 +11,6 @@ a left-open 5 minute lookback for instant selectors, staleness markers ending a 
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -623,19 +622,3 @@ def _static_type(node: Any) -> str:
     if isinstance(node, pp.Call):
         return _enum_name(node.func.return_type).lower()
     return "vector"
-
-
-def formatted_float(value: float) -> str:
-    """A float as Go's ``strconv.FormatFloat(f, 'f', -1, 64)`` prints it."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    text = repr(value)
-    if "e" in text or "E" in text:
-        from decimal import Decimal
-
-        text = format(Decimal(text), "f")
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text

@@ -21,6 +21,7 @@ import promql_parser as pp
 
 from inferwatch._errors import QueryError
 from inferwatch.promql.aggregate import kahan_inc, quantile_sorted, sort_nan_first
+from inferwatch.promql.goformat import go_format_float
 from inferwatch.promql.types import (
     F64,
     I64,
@@ -450,11 +451,9 @@ def _histogram_quantile(ev: Evaluator, args: list[Any], node: pp.Call) -> Value:
     vec = _vector(ev, args[1])
     bad_q = q[(q < 0) | (q > 1) | np.isnan(q)]
     if len(bad_q):
-        from inferwatch.promql.engine import formatted_float
-
         ev.notes.warn(
             "PromQL warning: quantile value should be between 0 and 1, got "
-            f"{formatted_float(float(bad_q[0]))}{ev.position(args[0])}"
+            f"{go_format_float(float(bad_q[0]))}{ev.position(args[0])}"
         )
     groups: dict[Labels, list[tuple[float, int]]] = {}
     names: dict[Labels, str] = {}

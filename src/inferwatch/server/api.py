@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 from urllib.parse import parse_qsl
 
@@ -58,6 +57,7 @@ from inferwatch._errors import QueryError, QuerySyntaxError, QueryTimeout
 from inferwatch._version import __version__
 from inferwatch.promql import Engine, QueryResult, Sample, Scalar, String
 from inferwatch.promql.engine import parse
+from inferwatch.promql.goformat import go_format_float, go_quote
 from inferwatch.promql.value import Queryable
 from inferwatch.tsdb.labels import METRIC_NAME, Labels, Matcher, MatchOp
 
@@ -113,7 +113,7 @@ def _bad(message: str) -> QueryError:
 
 
 def _invalid(parameter: str, message: str) -> QueryError:
-    return _bad(f"invalid parameter {_go_quote(parameter)}: {message}")
+    return _bad(f"invalid parameter {go_quote(parameter)}: {message}")
 
 
 # -- parameters ------------------------------------------------------------------------
@@ -140,11 +140,6 @@ _INT_RE = re.compile(r"[+-]?\d+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _go_quote(text: str) -> str:
-    """``text`` in double quotes, as Go's ``%q`` prints it (close enough: JSON escapes)."""
-    return json.dumps(text, ensure_ascii=False)
-
-
 def _go_float(text: str) -> float | None:
     """``text`` as Go's ``strconv.ParseFloat`` reads it, or None where it fails."""
     if _FLOAT_RE.fullmatch(text) or text.lower() in _SPECIAL_FLOATS:
@@ -161,7 +156,7 @@ def parse_time(text: str) -> int:
 
     Raises ``ValueError`` with Prometheus's message when ``text`` is neither.
     """
-    error = ValueError(f"cannot parse {_go_quote(text)} to a valid timestamp")
+    error = ValueError(f"cannot parse {go_quote(text)} to a valid timestamp")
     seconds = _go_float(text)
     if seconds is not None:
         if not math.isfinite(seconds):
@@ -215,7 +210,7 @@ def parse_duration(text: str) -> int:
         ns = seconds * 1e9
         if ns > _INT64_MAX or ns < _INT64_MIN:
             raise ValueError(
-                f"cannot parse {_go_quote(text)} to a valid duration. It overflows int64"
+                f"cannot parse {go_quote(text)} to a valid duration. It overflows int64"
             )
         return int(ns)
     match = _DURATION_RE.fullmatch(text) if text else None
@@ -225,7 +220,7 @@ def parse_duration(text: str) -> int:
         )
         if ms * 1_000_000 <= _INT64_MAX:
             return ms * 1_000_000
-    raise ValueError(f"cannot parse {_go_quote(text)} to a valid duration")
+    raise ValueError(f"cannot parse {go_quote(text)} to a valid duration")
 
 
 def _parse_limit(text: str) -> int:
@@ -233,10 +228,10 @@ def _parse_limit(text: str) -> int:
     if text == "":
         return 0
     if not _INT_RE.fullmatch(text):
-        raise _invalid("limit", f"strconv.Atoi: parsing {_go_quote(text)}: invalid syntax")
+        raise _invalid("limit", f"strconv.Atoi: parsing {go_quote(text)}: invalid syntax")
     value = int(text)
     if not _INT64_MIN <= value <= _INT64_MAX:
-        raise _invalid("limit", f"strconv.Atoi: parsing {_go_quote(text)}: value out of range")
+        raise _invalid("limit", f"strconv.Atoi: parsing {go_quote(text)}: value out of range")
     if value < 0:
         raise _invalid("limit", "limit must be non-negative")
     return value
@@ -367,37 +362,6 @@ def _matcher_sets(texts: Iterable[str]) -> list[list[Matcher]]:
 # -- JSON --------------------------------------------------------------------------------
 
 
-def _digits(value: float) -> tuple[str, int]:
-    """The shortest decimal digits of ``abs(value)`` and ``e``: it equals digits * 10**e."""
-    _, digits, exponent = Decimal(repr(abs(value))).as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits)).lstrip("0")
-    stripped = text.rstrip("0")
-    return stripped, exponent + len(text) - len(stripped)
-
-
-def _go_format(value: float, fmt: str) -> str:
-    """``value`` as Go's ``strconv.FormatFloat(value, fmt, -1, 64)`` writes it."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, value) < 0 else ""
-    if value == 0:
-        return f"{sign}0" if fmt == "f" else f"{sign}0e+00"
-    digits, exp = _digits(value)
-    if fmt == "e":
-        power = len(digits) - 1 + exp
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
-    if exp >= 0:
-        return sign + digits + "0" * exp
-    point = len(digits) + exp
-    if point > 0:
-        return f"{sign}{digits[:point]}.{digits[point:]}"
-    return f"{sign}0.{'0' * -point}{digits}"
-
-
 def format_value(value: float) -> str:
     """A sample value as Prometheus writes it in API responses (without the quotes).
 
@@ -409,8 +373,8 @@ def format_value(value: float) -> str:
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text
     if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        return _go_format(value, "e")
-    return _go_format(value, "f")
+        return go_format_float(value, "e")
+    return go_format_float(value, "f")
 
 
 def format_timestamp(t_ms: int) -> str:
@@ -424,8 +388,8 @@ def _json_number(value: float) -> str:
     """A float as Go's ``encoding/json`` writes a number (scalar and string timestamps)."""
     magnitude = abs(value)
     if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        return re.sub(r"e-0(\d)$", r"e-\1", _go_format(value, "e"))
-    return _go_format(value, "f")
+        return re.sub(r"e-0(\d)$", r"e-\1", go_format_float(value, "e"))
+    return go_format_float(value, "f")
 
 
 def _labels_json(labels: Labels) -> str:
@@ -444,7 +408,7 @@ def _points_json(timestamps: npt.NDArray[np.int64], values: npt.NDArray[np.float
 def _result_json(result: QueryResult) -> str:
     value = result.value
     if isinstance(value, Scalar):
-        return f'[{_json_number(value.t / 1000)},"{_go_format(value.v, "f")}"]'
+        return f'[{_json_number(value.t / 1000)},"{go_format_float(value.v, "f")}"]'
     if isinstance(value, String):
         return f"[{_json_number(value.t / 1000)},{json.dumps(value.v)}]"
     parts = []
@@ -799,7 +763,7 @@ class PrometheusAPI:
     async def _label_values(self, request: Request, params: _Params) -> Response:
         name = unescape_label_name(request.path_params["name"])
         if not name:
-            raise _bad(f"invalid label name: {_go_quote(name)}")
+            raise _bad(f"invalid label name: {go_quote(name)}")
         limit = _parse_limit(params.get("limit"))
         start = params.time("start", MIN_TIME_MS)
         end = params.time("end", MAX_TIME_MS)
