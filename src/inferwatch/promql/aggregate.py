@@ -117,14 +117,15 @@ def _warn_quantile(ev: Evaluator, phi: F64, param: object) -> None:
         )
 
 
-def _needs_kahan(values: F64) -> bool:
+def needs_kahan(values: F64) -> bool:
+    """Whether plain float sums may lose digits Prometheus's Kahan summation keeps."""
     finite = values[np.isfinite(values)]
     return bool(finite.size) and float(np.abs(finite).max()) > 2.0**53
 
 
 def _sum(values: F64, present: Bools, starts: npt.NDArray[np.intp]) -> F64:
     masked = np.where(present, values, 0.0)
-    if not _needs_kahan(masked):
+    if not needs_kahan(masked):
         return np.add.reduceat(masked, starts, axis=0)
     return _kahan_groups(masked, starts)
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import promql_parser as pp
 
 from inferwatch._errors import QueryError
-from inferwatch.promql.aggregate import kahan_inc, quantile_sorted, sort_nan_first
+from inferwatch.promql.aggregate import kahan_inc, needs_kahan, quantile_sorted, sort_nan_first
 from inferwatch.promql.goformat import go_format_float
 from inferwatch.promql.types import (
     F64,
@@ -709,11 +709,6 @@ def _lanes(
     return width, lane
 
 
-def _needs_kahan(v: F64) -> bool:
-    finite = v[np.isfinite(v)]
-    return bool(finite.size) and float(np.abs(finite).max()) > 2.0**53
-
-
 def _kahan_sum(mat: MatrixValue, lo: I64, cnt: I64) -> F64:
     width, lane = _lanes(mat, lo, cnt)
     s = np.zeros(lo.shape)
@@ -728,7 +723,7 @@ def _kahan_sum(mat: MatrixValue, lo: I64, cnt: I64) -> F64:
 def _sum_over_time(
     ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
 ) -> tuple[F64, Bools]:
-    if _needs_kahan(mat.v) or not np.isfinite(mat.v).all():
+    if needs_kahan(mat.v) or not np.isfinite(mat.v).all():
         return _kahan_sum(mat, lo, cnt), cnt > 0
     return _reduce_pairs(np.add, mat.v, lo, hi), cnt > 0
 
@@ -736,7 +731,7 @@ def _sum_over_time(
 def _avg_over_time(
     ev: Any, mat: MatrixValue, lo: I64, hi: I64, cnt: I64, p: F64 | None
 ) -> tuple[F64, Bools]:
-    if not _needs_kahan(mat.v) and np.isfinite(mat.v).all():
+    if not needs_kahan(mat.v) and np.isfinite(mat.v).all():
         return _reduce_pairs(np.add, mat.v, lo, hi) / cnt, cnt > 0
     width, lane = _lanes(mat, lo, cnt)
     shape = lo.shape

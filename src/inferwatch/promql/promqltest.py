@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from inferwatch._duration import duration_ms
 from inferwatch._errors import QueryError
 from inferwatch.promql.memstore import MemoryStorage
 from inferwatch.promql.value import (
@@ -74,18 +75,6 @@ _PAT_EXPECT_RANGE = re.compile(
 )
 _EXPECT_STRING_PREFIX = "expect string"
 _PAT_QUERY_CONTEXT_FUNCS = re.compile(r"(start|end|range|step)\(\)")
-_PAT_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_DURATION_UNITS_MS = (
-    365 * 86_400_000,
-    7 * 86_400_000,
-    86_400_000,
-    3_600_000,
-    60_000,
-    1_000,
-    1,
-)
 _NUM = r"(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
 _PAT_ITEM_SEQ = re.compile(rf"^([+-]?{_NUM})(?:([+-]{_NUM}))?x(\d+)$")
 _PAT_ITEM_ONE = re.compile(rf"^[+-]?{_NUM}$")
@@ -153,12 +142,10 @@ def default_engine(storage: Queryable) -> QueryEngine:
 
 def parse_duration(text: str) -> int:
     """A Prometheus duration (``1h30m``, ``10s``, ``0``) in milliseconds."""
-    if text == "0":
-        return 0
-    m = _PAT_DURATION.match(text)
-    if text == "" or m is None:
+    ms = duration_ms(text)
+    if ms is None:
         raise _ParseError(f"not a valid duration string: {text!r}")
-    return sum(int(g) * unit for g, unit in zip(m.groups(), _DURATION_UNITS_MS, strict=True) if g)
+    return ms
 
 
 def parse_number(text: str) -> float:

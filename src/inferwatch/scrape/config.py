@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from inferwatch._duration import duration_ms
 from inferwatch._errors import ConfigError
 from inferwatch.scrape.relabel import RelabelAction, RelabelConfig
 
@@ -40,10 +41,6 @@ __all__ = [
     "parse_scrape_configs",
 ]
 
-_DURATION = re.compile(
-    r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
-)
-_UNIT_SECONDS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -57,19 +54,13 @@ def parse_duration(text: str) -> float:
         raise ConfigError(
             f"expected a duration string such as '15s' or '1m30s', got {text!r}", value=text
         )
-    if text == "0":
-        return 0.0
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
+    ms = duration_ms(text)
+    if ms is None:
         raise ConfigError(
             f"invalid duration {text!r}: use Prometheus units, e.g. '15s', '1m30s', '500ms'",
             value=text,
         )
-    return sum(
-        int(n) * unit
-        for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True)
-        if n is not None
-    )
+    return ms / 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -53,6 +53,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from inferwatch._duration import DURATION_UNITS, duration_ms
 from inferwatch._errors import QueryError, QuerySyntaxError, QueryTimeout
 from inferwatch._version import __version__
 from inferwatch.promql import Engine, QueryResult, Sample, Scalar, String
@@ -123,18 +124,6 @@ _HEX_FLOAT_RE = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA
 _SPECIAL_FLOATS = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan"}
 _RFC3339_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})"
-)
-_DURATION_RE = re.compile(
-    r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
-)
-_DURATION_UNITS_MS = (
-    365 * 86_400_000,
-    7 * 86_400_000,
-    86_400_000,
-    3_600_000,
-    60_000,
-    1000,
-    1,
 )
 _INT_RE = re.compile(r"[+-]?\d+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -213,13 +202,9 @@ def parse_duration(text: str) -> int:
                 f"cannot parse {go_quote(text)} to a valid duration. It overflows int64"
             )
         return int(ns)
-    match = _DURATION_RE.fullmatch(text) if text else None
-    if match is not None and text != "0":
-        ms = sum(
-            int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS_MS, strict=True) if n
-        )
-        if ms * 1_000_000 <= _INT64_MAX:
-            return ms * 1_000_000
+    ms = duration_ms(text)
+    if ms is not None and ms * 1_000_000 <= _INT64_MAX:
+        return ms * 1_000_000
     raise ValueError(f"cannot parse {go_quote(text)} to a valid duration")
 
 
@@ -491,7 +476,6 @@ def _retention_text(storage: object) -> str:
 
 
 _SIZE_UNITS = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1))
-_DURATION_NAMES = ("y", "w", "d", "h", "m", "s", "ms")
 
 
 def _duration_text(ms: int) -> str:
@@ -499,7 +483,7 @@ def _duration_text(ms: int) -> str:
     if ms == 0:
         return "0s"
     parts = []
-    for unit, name in zip(_DURATION_UNITS_MS, _DURATION_NAMES, strict=True):
+    for name, unit in DURATION_UNITS:
         if name in ("y", "w") and ms % unit:
             continue  # years and weeks only when exact: 90d reads better than 12w6d
         count, ms = divmod(ms, unit)
