@@ -32,6 +32,7 @@ from inferwatch.promql.types import (
     VectorValue,
     all_drop,
     drop_name,
+    search_series,
 )
 from inferwatch.promql.value import (
     Queryable,
@@ -316,11 +317,7 @@ class Evaluator:
         m = len(labels)
         if m == 0:
             return VectorValue.empty(self.n)
-        base = int(min(int(ends.min()) - lookback - 1, int(t.min()) - 1))
-        sid = np.repeat(np.arange(m, dtype=np.int64), np.diff(offsets))
-        key = (sid << 42) + (t - base)
-        rows = (np.arange(m, dtype=np.int64) << 42)[:, None]
-        idx = np.searchsorted(key, rows + (ends - base)[None, :], side="right") - 1
+        idx = search_series(t, offsets, [ends])[0] - 1
         valid = idx >= offsets[:-1, None]
         idx = np.where(valid, idx, 0)
         sample_t = t[idx]

@@ -101,18 +101,29 @@ class MatrixValue:
 
     def windows(self) -> tuple[I64, I64]:
         """``lo, hi``: ``(series, steps)`` index bounds of each window into ``t``/``v``."""
-        m = len(self.labels)
-        if m == 0 or len(self.t) == 0:
-            zeros = np.zeros((m, len(self.ends)), dtype=np.int64)
-            return zeros, zeros
-        base = int(min(int(self.ends.min()) - self.range_ms - 1, int(self.t.min()) - 1))
-        counts = np.diff(self.offsets)
-        sid = np.repeat(np.arange(m, dtype=np.int64), counts)
-        key = (sid << 42) + (self.t - base)
-        rows = (np.arange(m, dtype=np.int64) << 42)[:, None]
-        hi = np.searchsorted(key, rows + (self.ends - base)[None, :], side="right")
-        lo = np.searchsorted(key, rows + (self.ends - self.range_ms - base)[None, :], side="right")
-        return lo.astype(np.int64), hi.astype(np.int64)
+        lo, hi = search_series(self.t, self.offsets, [self.ends - self.range_ms, self.ends])
+        return lo, hi
+
+
+def search_series(t: I64, offsets: I64, times: list[I64]) -> list[I64]:
+    """``searchsorted(side="right")`` of each step's time within every series at once.
+
+    ``t`` holds the samples of series ``i`` at ``offsets[i]:offsets[i+1]``; for each array
+    in ``times`` (one time per step) the result is ``(series, steps)``: the index into
+    ``t`` just past the series' last sample at or before that time. One search over a
+    key of series number and time (``series << 42 | time``) serves all series.
+    """
+    m = len(offsets) - 1
+    if m == 0 or len(t) == 0:
+        return [np.broadcast_to(offsets[:-1, None], (m, len(ts))).copy() for ts in times]
+    base = min(min(int(ts.min()) for ts in times), int(t.min())) - 1
+    sid = np.repeat(np.arange(m, dtype=np.int64), np.diff(offsets))
+    key = (sid << 42) + (t - base)
+    rows = (np.arange(m, dtype=np.int64) << 42)[:, None]
+    return [
+        np.searchsorted(key, rows + (ts - base)[None, :], side="right").astype(np.int64)
+        for ts in times
+    ]
 
 
 Value = ScalarValue | StringValue | VectorValue | MatrixValue
