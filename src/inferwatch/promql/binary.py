@@ -162,9 +162,7 @@ def _vector_vector(
     on, names = _matching(mod)
     card = mod.card if mod is not None else pp.VectorMatchCardinality.OneToOne
     one_to_many = card == pp.VectorMatchCardinality.OneToMany
-    include = list(mod.group_labels or []) if mod is not None and mod.group_labels else []
-    if card not in (pp.VectorMatchCardinality.OneToOne,) and mod is not None:
-        include = _include_labels(mod)
+    include = list(mod.group_labels) if mod is not None and mod.group_labels else []
     many, one = (rhs, lhs) if one_to_many else (lhs, rhs)
     n = many.present.shape[1] if many.labels else one.present.shape[1]
     if not many.labels or not one.labels:
@@ -233,21 +231,6 @@ def _vector_vector(
     return dedupe(
         VectorValue(out_labels, values_arr, present_arr, drop=np.array(out_drop, dtype=bool))
     )
-
-
-def _include_labels(mod: Any) -> list[str]:
-    card = mod.card
-    labels = getattr(mod, "group_labels", None)
-    if labels:
-        return list(labels)
-    # promql-parser keeps the group_x labels inside the cardinality value.
-    text = repr(card)
-    if "Labels" not in text:
-        return []
-    import re
-
-    inner = text.split("labels: [", 1)[1].split("]", 1)[0]
-    return re.findall(r'"((?:[^"\\]|\\.)*)"', inner)
 
 
 def _result_labels(
