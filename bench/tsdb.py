@@ -37,10 +37,11 @@ Figures, ours and Prometheus's, in one run:
   ingest CPU (above) is the figure held against it; ours end to end (fetch with
   httpx, ``inferwatch.scrape.parse``, add job/instance, ``append``), which does
   what Prometheus's figure covers, is printed and checked against the goal too.
-  Like Prometheus's scrape loop, which keeps a cache per target from each series'
-  text to its labels and series ref, ours keeps a ``SeriesCache`` per target, a map
-  from its parsed label sets to the label sets with job/instance (``TargetLabels``),
-  and the store remembers the refs of a target's last list of label sets. The parse
+  It is the scrape manager's own path (``fetch``, ``parse_exposition``,
+  ``store_scrape`` on a ``Target`` per replica): like Prometheus's scrape loop, which
+  keeps a cache per target from each series' text to its labels and series ref, a
+  target keeps a ``SeriesCache``, a map from its parsed label sets to their final
+  ones, and the store remembers the refs of a target's last list of label sets. The parse
   without a cache (a target's first scrape) is timed on each replica's last body
   after the loop (the fastest of three passes) and printed beside it, outside the
   total.
@@ -75,7 +76,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from operator import is_, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,9 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inferwatch.scrape.parse import ParsedSample, SeriesCache, parse_exposition
+from inferwatch.scrape.config import ScrapeConfig
+from inferwatch.scrape.parse import parse_exposition
+from inferwatch.scrape.target import Target, fetch, store_scrape
 from inferwatch.tsdb.labels import Labels, Matcher
 from inferwatch.tsdb.store import Store
 from tsdb_target import STEP_S, Dataset, combine, nab_series, prefixes, simulate
@@ -489,51 +491,22 @@ def bench_live(
     }
 
 
-class TargetLabels:
-    """What a scrape of one target does with its parsed samples: add job and instance.
-
-    As Prometheus's scrape cache keeps each series' labels with the target's, this keeps
-    the label set with job and instance of each parsed label set; and when a scrape's
-    parsed label sets are the very objects of the last one's (a ``SeriesCache`` gives
-    the same objects while the target's series stay the same), the last list is reused.
-    """
-
-    def __init__(self, extra: tuple[tuple[str, str], ...]) -> None:
-        self.extra = extra
-        self.full: dict[Labels, Labels] = {}
-        self.last_parsed: list[Labels] = []
-        self.last_full: list[Labels] = []
-
-    def samples(self, parsed: list[ParsedSample]) -> list[tuple[Labels, float]]:
-        labels = list(map(itemgetter(0), parsed))
-        values = map(itemgetter(1), parsed)
-        last = self.last_parsed
-        if len(labels) == len(last) and all(map(is_, labels, last)):
-            return list(zip(self.last_full, values, strict=True))
-        full, extra = self.full, self.extra
-        get = full.get
-        fulls = [get(lab) or full.setdefault(lab, tuple(sorted((*lab, *extra)))) for lab in labels]
-        if len(full) > 2 * len(labels):  # keep only series still exposed
-            self.full = dict(zip(labels, fulls, strict=True))
-        self.last_parsed, self.last_full = labels, fulls
-        return list(zip(fulls, values, strict=True))
-
-
 def bench_scrape_loop(tmp: Path, port: int, replicas: int, seconds: float) -> dict[str, Any]:
-    """Our end-to-end path on the same target: fetch, parse, add target labels, append.
+    """Our end-to-end path on the same target, as the scrape manager runs it.
 
-    One untimed pass over the replicas first creates their series, as Prometheus's
-    warm-up does; then scrapes round-robin, as fast as they go, for ``seconds``. The
-    last body of each replica is then parsed again without a cache.
+    Each replica is a :class:`Target` of its own job: ``fetch``, then
+    ``parse_exposition`` with the target's series cache, then ``store_scrape`` (target
+    labels from the target's map of final label sets, staleness, the synthetic series,
+    one append). One untimed pass over the replicas first creates their series, as
+    Prometheus's warm-up does; then scrapes round-robin, as fast as they go, for
+    ``seconds``. The last body of each replica is then parsed again without a cache.
     """
     store = Store(tmp / "scrape.db", retention_seconds=None)
-    cpu = {"fetch": 0.0, "parse": 0.0, "labels": 0.0, "append": 0.0}
+    cpu = {"fetch": 0.0, "parse": 0.0, "store": 0.0}
     n = 0
     last_bodies: dict[int, tuple[bytes, str | None]] = {}
-    instance = ("instance", f"127.0.0.1:{port}")
-    url = f"http://127.0.0.1:{port}/metrics"
-    caches: dict[int, SeriesCache] = {}
-    targets: dict[int, TargetLabels] = {}
+    address = f"127.0.0.1:{port}"
+    targets: dict[int, Target] = {}
     try:
         with httpx.Client() as client:
             k = 0
@@ -545,24 +518,28 @@ def bench_scrape_loop(tmp: Path, port: int, replicas: int, seconds: float) -> di
                     start = time.monotonic()
                 r = replicas + k % replicas  # replicas of their own, fresh step counters
                 k += 1
-                c0 = time.process_time()
-                resp = client.get(url, params={"r": str(r)})
-                c1 = time.process_time()
-                content_type = resp.headers.get("content-type")
-                cache = caches.setdefault(r, SeriesCache())
-                parsed = parse_exposition(resp.content, content_type, cache=cache)
-                c2 = time.process_time()
                 target = targets.get(r)
                 if target is None:
-                    target = targets[r] = TargetLabels((instance, ("job", f"r{r - replicas}")))
-                samples = target.samples(parsed)
+                    job = f"r{r - replicas}"
+                    config = ScrapeConfig(job_name=job, scrape_timeout=30.0)
+                    url = f"http://{address}/metrics?r={r}"
+                    labels = {"job": job, "instance": address}
+                    target = targets[r] = Target(config, url=url, labels=labels)
+                c0 = time.process_time()
+                body, content_type = fetch(target, client)
+                c1 = time.process_time()
+                parsed = parse_exposition(body, content_type, cache=target.parse_cache)
+                c2 = time.process_time()
+                result = store_scrape(
+                    target, store, parsed, "", int(time.time() * 1000), time.perf_counter()
+                )
                 c3 = time.process_time()
-                n += store.append(int(time.time() * 1000), samples).accepted
-                c4 = time.process_time()
-                last_bodies[r] = (resp.content, content_type)
-                for key, t0, t1 in (("fetch", c0, c1), ("parse", c1, c2), ("labels", c2, c3)):
+                if result.error:
+                    raise RuntimeError(f"scrape of replica {r} failed: {result.error}")
+                n += result.samples_post_relabel
+                last_bodies[r] = (body, content_type)
+                for key, t0, t1 in (("fetch", c0, c1), ("parse", c1, c2), ("store", c2, c3)):
                     cpu[key] += t1 - t0
-                cpu["append"] += c4 - c3
     finally:
         store.close()
     uncached_cpu, uncached_n = math.inf, 0

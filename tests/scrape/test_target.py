@@ -320,6 +320,46 @@ def test_a_series_that_disappears_gets_a_staleness_marker(
     assert appender.rejected == 0  # each marker is written once
 
 
+def test_repeated_scrapes_through_the_target_caches_store_what_each_body_says(
+    serve: Serve, appender: RecordingAppender, http_client: httpx.Client
+) -> None:
+    # The parser's cache and the target's map of final label sets are reused from one
+    # scrape to the next: values change, a series leaves and comes back, relabeling
+    # keeps dropping what it dropped, and a new series mid-body is found.
+    body = 'requests{model="a"} %s\nrequests{model="b"} %s\ndebug_x{model="a"} 9\n'
+    server = serve(body=body % (1, 2))
+    drop = (RelabelConfig(source_labels=("__name__",), regex="debug_.*", action="drop"),)
+    target = make_target(server.address, metric_relabel_configs=drop)
+    results = [scrape_once(target, appender, http_client, T0)]
+    server.response.body = body % (3, 4)
+    results.append(scrape_once(target, appender, http_client, T0 + 5000))
+    assert appender.value("requests", model="a") == 3
+    assert appender.value("requests", model="b") == 4
+    server.response.body = 'requests{model="a"} 5\ndebug_x{model="a"} 9\n'
+    results.append(scrape_once(target, appender, http_client, T0 + 10_000))
+    assert {dict(s)["model"] for s in appender.stale_series(T0 + 10_000)} == {"b"}
+    server.response.body = 'requests{model="a"} 6\nrequests{model="c"} 7\nrequests{model="b"} 8\n'
+    results.append(scrape_once(target, appender, http_client, T0 + 15_000))
+    server.response.body = 'requests{model="a"} 6\nrequests{model="c"} 7\nrequests{model="b"} 8\n'
+    results.append(scrape_once(target, appender, http_client, T0 + 20_000))
+
+    assert [r.stale_markers for r in results] == [0, 0, 1, 0, 0]
+    assert [r.samples_post_relabel for r in results] == [2, 2, 1, 3, 3]
+    assert [r.series_added for r in results] == [2, 0, 0, 1, 0]
+    assert appender.names() - SYNTHETIC == {"requests"}
+    assert appender.select("requests", model="b")[_only(appender, "b")][-2:] == [
+        (T0 + 15_000, 8.0),
+        (T0 + 20_000, 8.0),
+    ]
+    assert appender.value("requests", model="c") == 7
+    assert all(dict(series)["job"] == "triton" for series in appender.select("requests"))
+
+
+def _only(appender: RecordingAppender, model: str) -> Labels:
+    [series] = appender.select("requests", model=model)
+    return series
+
+
 def test_a_failed_scrape_marks_every_series_of_the_last_one_stale_once(
     serve: Serve, appender: RecordingAppender, http_client: httpx.Client
 ) -> None:

@@ -20,13 +20,14 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import is_
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlencode
 
 from inferwatch._version import __version__
 from inferwatch.scrape.config import ScrapeConfig
-from inferwatch.scrape.parse import ParsedSample, ScrapeError, parse_exposition
+from inferwatch.scrape.parse import ParsedSample, ScrapeError, SeriesCache, parse_exposition
 from inferwatch.scrape.relabel import relabel
 from inferwatch.tsdb.labels import METRIC_NAME, STALE_NAN, Labels, make_labels
 from inferwatch.tsdb.series import Appender
@@ -91,6 +92,17 @@ class Target:
         #: Series stored by the last scrape without explicit timestamps (for staleness).
         self.series: frozenset[Labels] = frozenset()
         self.lock = threading.Lock()
+        #: The parser's cache of this target's series (as Prometheus's scrape cache).
+        self.parse_cache = SeriesCache()
+        #: Each parsed label set's final label set (target labels attached, relabeled;
+        #: ``None`` when relabeling dropped it), so a series seen before is not redone.
+        self.final_labels: dict[Labels, Labels | None] = {}
+        #: The parsed label sets of the last successful scrape and their final ones,
+        #: as lists in exposition order (reused when a scrape exposes the same series).
+        self.last_parsed: list[Labels] = []
+        self.last_final: list[Labels | None] = []
+        #: The list of final label sets that :attr:`series` was made from.
+        self.series_source: list[Labels | None] | None = None
 
     @property
     def job(self) -> str:
@@ -161,7 +173,7 @@ def scrape_once(
         samples: list[ParsedSample] | None = None
         try:
             body, content_type = fetch(target, client)
-            samples = parse_exposition(body, content_type)
+            samples = parse_exposition(body, content_type, cache=target.parse_cache)
             error = ""
         except ScrapeError as exc:
             error = str(exc)
@@ -227,16 +239,20 @@ def store_scrape(
     Call with ``target.lock`` held. Used for HTTP targets and the in-process registry.
     """
     scraped = post = added = rejected = stale_count = 0
+    finals: list[Labels | None] | None = None
     ok = samples is not None
     if samples is not None:
         scraped = len(samples)
         try:
-            untimed, timed = _prepare(target, samples)
+            untimed, timed, finals = _prepare(target, samples)
         except ScrapeError as exc:
             ok, error = False, str(exc)
     if ok:
-        current = frozenset(labels for labels, _ in untimed)
-        gone = [(labels, STALE_NAN) for labels in sorted(target.series - current)]
+        if finals is not None and finals is target.series_source:
+            current, gone = target.series, []  # the very series of the last scrape
+        else:
+            current = frozenset(labels for labels, _ in untimed)
+            gone = [(labels, STALE_NAN) for labels in sorted(target.series - current)]
         try:
             results = [appender.append(now_ms, untimed + gone)] if untimed or gone else []
             results += [appender.append(ts, timed[ts]) for ts in sorted(timed)]
@@ -248,11 +264,13 @@ def store_scrape(
             rejected = sum(r.rejected for r in results)
             stale_count = len(gone)
             target.series = current
+            target.series_source = finals
     # On failure every series of the last successful scrape goes stale, in the same
     # append as the synthetic series.
     stale = [] if ok else [(labels, STALE_NAN) for labels in sorted(target.series)]
     if not ok:
         target.series = frozenset()
+        target.series_source = None
         stale_count = len(stale)
     health: Health = "up" if ok else "down"
     report = _report(target, health, duration_s, scraped, post, added)
@@ -270,27 +288,61 @@ def store_scrape(
 
 def _prepare(
     target: Target, samples: Sequence[ParsedSample]
-) -> tuple[list[tuple[Labels, float]], dict[int, list[tuple[Labels, float]]]]:
-    """Samples with target labels and relabeling applied; explicit timestamps apart."""
-    config = target.config
-    honor_timestamps = config.honor_timestamps
+) -> tuple[
+    list[tuple[Labels, float]],
+    dict[int, list[tuple[Labels, float]]],
+    list[Labels | None] | None,
+]:
+    """Samples with target labels and relabeling applied; explicit timestamps apart.
+
+    A parsed label set's final label set is worked out once and kept on the target;
+    when the parser's cache hands back the very label-set objects of the last scrape,
+    the last list of final label sets is reused as it is. The third item is the list
+    of final label sets when every sample is untimed (``None`` otherwise), so that
+    a scrape of the same series as the last one can skip working out what went away.
+    """
+    parsed = [labels for labels, _, _ in samples]
+    last = target.last_parsed
+    if len(parsed) == len(last) and all(map(is_, parsed, last)):
+        finals = target.last_final
+    else:
+        known = target.final_labels
+        finals = [
+            known[labels] if labels in known else _final_labels(target, labels) for labels in parsed
+        ]
+        if len(known) > 2 * len(parsed) + 64:  # forget series the target no longer has
+            target.final_labels = dict(zip(parsed, finals, strict=True))
+    target.last_parsed, target.last_final = parsed, finals
+    honor_timestamps = target.config.honor_timestamps
+    if not any(ts is not None for _, _, ts in samples) or not honor_timestamps:
+        pairs = zip(finals, samples, strict=True)
+        kept = [(final, value) for final, (_, value, _) in pairs if final is not None]
+        return kept, {}, finals
     untimed: list[tuple[Labels, float]] = []
     timed: dict[int, list[tuple[Labels, float]]] = {}
-    for labels, value, ts in samples:
-        merged = attach_target_labels(dict(labels), target.labels, config.honor_labels)
-        final = relabel(merged, config.metric_relabel_configs)
+    for final, (_, value, ts) in zip(finals, samples, strict=True):
         if final is None:
             continue
-        if METRIC_NAME not in final:
-            raise ScrapeError(
-                f"a series lost its __name__ label in metric_relabel_configs: {final}"
-            )
-        pair = (make_labels(final), value)
         if ts is not None and honor_timestamps:
-            timed.setdefault(ts, []).append(pair)
+            timed.setdefault(ts, []).append((final, value))
         else:
-            untimed.append(pair)
-    return untimed, timed
+            untimed.append((final, value))
+    return untimed, timed, None
+
+
+def _final_labels(target: Target, labels: Labels) -> Labels | None:
+    """``labels`` with the target labels attached and ``metric_relabel_configs`` applied."""
+    config = target.config
+    merged = attach_target_labels(dict(labels), target.labels, config.honor_labels)
+    final = relabel(merged, config.metric_relabel_configs)
+    if final is None:
+        result = None
+    elif METRIC_NAME not in final:
+        raise ScrapeError(f"a series lost its __name__ label in metric_relabel_configs: {final}")
+    else:
+        result = make_labels(final)
+    target.final_labels[labels] = result
+    return result
 
 
 def attach_target_labels(
