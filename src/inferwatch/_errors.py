@@ -12,6 +12,10 @@
           +-- QuerySyntaxError              the query does not parse or type-check
           +-- QueryTimeout                  the query ran past its time limit
           +-- QueryLimitError               too many samples loaded or series returned
+     +-- TemplateError (ValueError)        a Go template does not parse or fails to execute
+     +-- RuleFileError (ValueError)        a Prometheus rule file is invalid (file, line)
+     +-- AlertingConfigError (ConfigError) an Alertmanager config is invalid (file, line)
+     +-- NotifyError                       a notification could not be delivered
 
 The SDK's hot path never raises these into the model service: errors inside the
 recording machinery are counted in ``inferwatch_internal_errors_total`` and logged once.
@@ -97,3 +101,81 @@ class QueryTimeout(QueryError):
 
 class QueryLimitError(QueryError):
     """The query would load more samples, or return more series, than allowed."""
+
+
+class TemplateError(InferwatchError, ValueError):
+    """A Go template does not parse or fails to execute.
+
+    ``str(error)`` reads like Go's ``text/template`` message
+    (``template: name:1:5: function "foo" not defined``); ``line`` and ``column``
+    (1-based, ``None`` when unknown) point into the template text.
+    """
+
+    def __init__(
+        self, message: str, *, name: str = "", line: int | None = None, column: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.line = line
+        self.column = column
+
+
+class RuleFileError(InferwatchError, ValueError):
+    """A Prometheus rule file is invalid. ``errors`` holds every problem found, each a
+    :class:`RuleFileProblem` naming the file, line (1-based, 0 when unknown) and reason;
+    ``str(error)`` lists them one per line as ``file:line: reason``.
+    """
+
+    def __init__(self, errors: list[RuleFileProblem]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class RuleFileProblem:
+    """One problem in a rule file: ``file``, ``line`` (1-based, 0 when unknown), ``reason``."""
+
+    __slots__ = ("file", "line", "reason")
+
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}:{self.line}: {self.reason}"
+            if self.line
+            else f"{self.file}: {self.reason}"
+        )
+
+    def __repr__(self) -> str:
+        return f"RuleFileProblem({self.file!r}, {self.line}, {self.reason!r})"
+
+
+class AlertingConfigError(ConfigError):
+    """An Alertmanager configuration is invalid; the message names the file, line and
+    field (``alertmanager.yml:12: route.routes[0].group_wait: ...``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message, field=field, value=value)
+        self.file = file
+        self.line = line
+
+
+class NotifyError(InferwatchError):
+    """A notification could not be delivered. ``retryable`` says whether trying again
+    later may succeed (network errors, HTTP 5xx and 429) or not (HTTP 4xx, a rejected
+    payload); the outbox retries only the former. Messages never contain secrets.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -6,6 +6,8 @@
     inferwatch demo --port 9000 --no-traffic
     inferwatch version
     inferwatch tsdb import history.om --db inferwatch.db   # backfill OpenMetrics samples
+    inferwatch rules check rules.yml ...     # validate rule files as promtool check rules
+    inferwatch rules test tests.yml ...      # rule unit tests in promtool test rules format
 
 Also runs as ``python -m inferwatch``. Heavy imports (FastAPI, scikit-learn) happen
 inside the command that needs them, so ``inferwatch --help`` stays fast.
@@ -157,6 +159,34 @@ def tsdb_import(
             raise typer.Exit(code=1) from None
     skipped = f" ({result.skipped} skipped)" if result.skipped else ""
     _echo(f"imported {result.samples} samples of {result.series} series into {path}{skipped}")
+
+
+rules_app = typer.Typer(
+    name="rules",
+    help="Check and unit-test Prometheus rule files.",
+    no_args_is_help=True,
+)
+app.add_typer(rules_app)
+
+
+@rules_app.command("check")
+def rules_check(
+    files: Annotated[list[Path], typer.Argument(help="Prometheus rule files.")],
+) -> None:
+    """Check rule files as 'promtool check rules' does; exit 1 if any is invalid."""
+    from inferwatch.rules.file import check_command
+
+    raise typer.Exit(code=check_command([str(f) for f in files], echo=_echo))
+
+
+@rules_app.command("test")
+def rules_test(
+    files: Annotated[list[Path], typer.Argument(help="Rule unit test files.")],
+) -> None:
+    """Run rule unit tests written for 'promtool test rules'; exit 1 if any fails."""
+    from inferwatch.rules.unittest import test_command
+
+    raise typer.Exit(code=test_command([str(f) for f in files], echo=_echo))
 
 
 def main() -> None:
