@@ -221,6 +221,28 @@ def test_background_scraping_keeps_every_schedule_despite_a_hanging_target(
     assert statuses == {"inferwatch": "up", "fast": "up", "hanging": "down"}
 
 
+def test_on_scrape_is_told_of_every_stored_scrape_and_its_errors_are_contained(
+    serve: Serve, appender: RecordingAppender, managers: Callable[..., ScrapeManager]
+) -> None:
+    server = serve(body="x 1\n")
+    configs = parse_scrape_configs([job("j", server, scrape_interval="50ms")])
+    seen: list[tuple[str, str, int]] = []
+
+    def on_scrape(target: Any, result: Any) -> None:
+        # The samples are in the store by the time the hook runs.
+        seen.append((target.job, result.health, len(appender.select("x"))))
+        raise RuntimeError("a broken hook must not stop scraping")
+
+    manager = managers(appender, configs, on_scrape=on_scrape)
+    manager.start()
+    deadline = time.monotonic() + 5
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    manager.stop()
+    assert len(seen) >= 3
+    assert all(item == ("j", "up", 1) for item in seen)
+
+
 def test_start_twice_is_an_error_and_stop_twice_is_not(
     appender: RecordingAppender, managers: Callable[..., ScrapeManager]
 ) -> None:

@@ -60,7 +60,9 @@ class ScrapeManager:
     ``clock``: seconds since the epoch, for sample timestamps (pass a
     :class:`~inferwatch.testing.FakeClock` in tests and drive rounds with
     :meth:`scrape_all_now`). ``registry``: collected every ``registry_interval``
-    seconds; ``None`` collects no in-process metrics.
+    seconds; ``None`` collects no in-process metrics. ``on_scrape`` is called after each
+    scheduled scrape has been stored (the rule manager uses it to evaluate on new data);
+    it runs in the target's thread and its exceptions are logged, never raised.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ScrapeManager:
         clock: Callable[[], float] = time.time,
         registry: Registry | None = None,
         registry_interval: float = 5.0,
+        on_scrape: Callable[[Target, ScrapeResult], None] | None = None,
     ) -> None:
         if registry_interval <= 0:
             from inferwatch._errors import ConfigError
@@ -80,6 +83,7 @@ class ScrapeManager:
         self.configs = tuple(configs)
         self._clock = clock
         self._registry = registry
+        self._on_scrape = on_scrape
         self._targets = [t for config in self.configs for t in targets_from_config(config)]
         self._local: Target | None = None
         if registry is not None:
@@ -212,7 +216,9 @@ class ScrapeManager:
         next_run = time.monotonic() + delay
         while not self._stop.wait(max(0.0, next_run - time.monotonic())):
             try:
-                scrape()
+                result = scrape()
+                if self._on_scrape is not None:
+                    self._on_scrape(target, result)
             except Exception:  # never let one target's bug end its loop
                 log.exception("scrape of %r failed unexpectedly", target)
             next_run += interval
