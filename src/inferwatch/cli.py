@@ -5,6 +5,7 @@
     inferwatch demo              # the demo service with live metrics, until Ctrl-C
     inferwatch demo --port 9000 --no-traffic
     inferwatch version
+    inferwatch server --config prometheus.yml --alertmanager-config alertmanager.yml
     inferwatch tsdb import history.om --db inferwatch.db   # backfill OpenMetrics samples
     inferwatch rules check rules.yml ...     # validate rule files as promtool check rules
     inferwatch rules test tests.yml ...      # rule unit tests in promtool test rules format
@@ -87,6 +88,68 @@ def demo(
 
 def _echo(line: str) -> None:
     console.print(line, markup=False, soft_wrap=True)
+
+
+@app.command()
+def server(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            exists=True,
+            dir_okay=False,
+            help="A Prometheus configuration file: scrape_configs, rule_files, global, "
+            "alerting (the same file a real Prometheus reads).",
+        ),
+    ] = None,
+    alertmanager_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--alertmanager-config",
+            exists=True,
+            dir_okay=False,
+            help="An Alertmanager configuration file for the embedded Alertmanager "
+            "(route, receivers, inhibit_rules); without it alerts go only to the "
+            "Alertmanagers named in --config.",
+        ),
+    ] = None,
+    db: Annotated[
+        str,
+        typer.Option(help="The store's SQLite file. Default: $INFERWATCH_DB or inferwatch.db."),
+    ] = "",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 9090,
+    external_url: Annotated[
+        str, typer.Option(help="The URL users reach this server at (for links in alerts).")
+    ] = "",
+) -> None:
+    """Run Prometheus's and Alertmanager's jobs in one process, from their config files."""
+    try:
+        from inferwatch.server.app import run_server
+        from inferwatch.tsdb.store import default_path
+    except ImportError as exc:
+        err_console.print(
+            f"[red]The server needs the 'server' extra ({exc.name or exc} is missing):[/red] "
+            "pip install 'inferwatch[server]'"
+        )
+        raise typer.Exit(code=1) from exc
+    from rich.markup import escape
+
+    try:
+        run_server(
+            str(config) if config else None,
+            alertmanager_config_path=str(alertmanager_config) if alertmanager_config else None,
+            db=db or str(default_path()),
+            host=host,
+            port=port,
+            external_url=external_url,
+            echo=_echo,
+        )
+    except (InferwatchError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

@@ -27,8 +27,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from inferwatch._duration import duration_ms
-from inferwatch._errors import AlertingConfigError, NotifyError
-from inferwatch.alerting.alert import Notification
+from inferwatch._errors import AlertingConfigError
 from inferwatch.alerting.inhibit import InhibitRule
 from inferwatch.alerting.matchers import LABEL_NAME, Matcher, parse_matchers, sort_key
 from inferwatch.alerting.notifiers.base import Notifier, Secret
@@ -642,23 +641,9 @@ def _build_notifier(
 ) -> Notifier:
     from inferwatch.alerting import notifiers
 
-    try:
-        return notifiers.build_notifier(
-            kind, config, global_config=global_config, templates=templates, field=field
-        )
-    except ImportError:
-        # TODO(N): drop this once every notifier module has landed; until then a
-        # config still loads and the integration fails each delivery, non-retryably.
-        return _UnavailableNotifier(kind, bool(config.get("send_resolved", True)))
-
-
-class _UnavailableNotifier:
-    def __init__(self, kind: str, send_resolved: bool) -> None:
-        self.kind = kind
-        self.send_resolved = send_resolved
-
-    def notify(self, notification: Notification) -> None:
-        raise NotifyError(f"the {self.kind} notifier is not available", retryable=False)
+    return notifiers.build_notifier(
+        kind, config, global_config=global_config, templates=templates, field=field
+    )
 
 
 def _is_null(node: Node) -> bool:

@@ -502,7 +502,8 @@ class PrometheusAPI:
     limits). ``metadata`` gives ``/metadata`` its answer (see :func:`registry_metadata`);
     without it the answer is ``{}``. ``clock`` (Unix seconds) sets the default ``time``
     of an instant query. ``max_concurrency`` queries run at once; more wait their turn.
-    ``build_info`` replaces fields of ``/status/buildinfo``.
+    ``build_info`` replaces fields of ``/status/buildinfo``. ``routes`` are more
+    endpoints under the same prefix (the server adds ``/rules`` and ``/alerts``).
     """
 
     def __init__(
@@ -514,6 +515,7 @@ class PrometheusAPI:
         clock: Callable[[], float] = time.time,
         max_concurrency: int = 20,
         build_info: Mapping[str, str] | None = None,
+        routes: Sequence[Route] = (),
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -532,7 +534,7 @@ class PrometheusAPI:
             **(build_info or {}),
         }
         self._limiter = anyio.CapacityLimiter(max_concurrency)
-        routes = [
+        own = [
             Route("/query", self._endpoint(self._query), methods=["GET", "POST"]),
             Route("/query_range", self._endpoint(self._query_range), methods=["GET", "POST"]),
             Route(
@@ -546,7 +548,7 @@ class PrometheusAPI:
             Route("/status/buildinfo", self._endpoint(self._buildinfo), methods=["GET"]),
             Route("/status/runtimeinfo", self._endpoint(self._runtimeinfo), methods=["GET"]),
         ]
-        self.app = Starlette(routes=routes, middleware=[Middleware(GZipMiddleware)])
+        self.app = Starlette(routes=[*own, *routes], middleware=[Middleware(GZipMiddleware)])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
