@@ -6,6 +6,7 @@ import sys
 import inferwatch
 
 PUBLIC = {
+    "AlertingConfigError",
     "BucketCounts",
     "ConfigError",
     "Counter",
@@ -17,9 +18,14 @@ PUBLIC = {
     "InferwatchError",
     "MetricError",
     "Monitor",
+    "NotifyError",
     "QuantileSketch",
+    "QueryError",
     "Registry",
     "Rejected",
+    "RuleFileError",
+    "ScrapeError",
+    "TemplateError",
     "__version__",
     "default_registry",
 }
@@ -32,9 +38,23 @@ def test_exported_names_are_exactly_the_public_api() -> None:
 
 
 def test_errors_form_one_hierarchy() -> None:
-    for name in ("ConfigError", "MetricError", "DuplicateMetricError", "Rejected"):
+    names = (
+        "ConfigError",
+        "MetricError",
+        "DuplicateMetricError",
+        "Rejected",
+        "ScrapeError",
+        "QueryError",
+        "TemplateError",
+        "RuleFileError",
+        "AlertingConfigError",
+        "NotifyError",
+    )
+    for name in names:
         assert issubclass(getattr(inferwatch, name), inferwatch.InferwatchError)
-    assert issubclass(inferwatch.ConfigError, ValueError)
+    for name in ("ConfigError", "TemplateError", "RuleFileError", "AlertingConfigError"):
+        assert issubclass(getattr(inferwatch, name), ValueError)
+    assert issubclass(inferwatch.AlertingConfigError, inferwatch.ConfigError)
 
 
 def test_sdk_core_imports_without_heavy_dependencies() -> None:

@@ -11,11 +11,17 @@
 """
 
 from inferwatch._errors import (
+    AlertingConfigError,
     ConfigError,
     DuplicateMetricError,
     InferwatchError,
     MetricError,
+    NotifyError,
+    QueryError,
     Rejected,
+    RuleFileError,
+    ScrapeError,
+    TemplateError,
 )
 from inferwatch._version import __version__
 from inferwatch.sdk.family import BucketCounts, FamilySnapshot
@@ -26,6 +32,7 @@ from inferwatch.sdk.sketch import QuantileSketch
 from inferwatch.sdk.track import Inference
 
 __all__ = [
+    "AlertingConfigError",
     "BucketCounts",
     "ConfigError",
     "Counter",
@@ -37,9 +44,14 @@ __all__ = [
     "InferwatchError",
     "MetricError",
     "Monitor",
+    "NotifyError",
     "QuantileSketch",
+    "QueryError",
     "Registry",
     "Rejected",
+    "RuleFileError",
+    "ScrapeError",
+    "TemplateError",
     "__version__",
     "default_registry",
 ]
