@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from inferwatch.alerting.alert import Alert, Notification
@@ -109,3 +111,42 @@ def test_pending_entries_survive_reopening(tmp_path: Path) -> None:
     assert box2.deliver_due({KEY: n}) == 1
     assert box2.deliver_due({KEY: n}) == 0
     assert len(n.notifications) == 1
+
+
+class HangingNotifier:
+    """A receiver that does not answer until released."""
+
+    kind = "webhook"
+    send_resolved = True
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def notify(self, n: Notification) -> None:
+        self.entered.set()
+        self.release.wait(30)
+
+
+def test_a_hanging_receiver_holds_back_only_its_own_queue() -> None:
+    box, _ = outbox(FakeClock(time.time()))
+    box._clock = time.time  # real time: the delivery loop polls while a send hangs
+    hanging, fast = HangingNotifier(), CapturingNotifier()
+    slow_key, fast_key = "slow/webhook/0", "fast/webhook/0"
+    notifiers = {slow_key: hanging, fast_key: fast}
+    box.enqueue("g1", slow_key, notification("g1"), ["a"], [], time.time())
+    worker = threading.Thread(target=box.deliver_due, args=(notifiers,))
+    worker.start()
+    try:
+        assert hanging.entered.wait(10)
+        # Queued while the slow receiver hangs: delivered without waiting for it.
+        box.enqueue("g2", fast_key, notification("g2"), ["b"], [], time.time())
+        deadline = time.monotonic() + 10
+        while not fast.notifications and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [x.group_key for x in fast.notifications] == ["g2"]
+        assert worker.is_alive()  # the slow send is still in flight
+    finally:
+        hanging.release.set()
+        worker.join(10)
+    assert box.pending_count() == 0

@@ -22,6 +22,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,9 @@ class Outbox:
         self.max_backoff_s = max_backoff_s
         self.jitter = jitter
         self._deliver_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        #: The most queues sent to at the same time.
+        self.max_parallel = 8
         self.sent_total: Counter[str] = Counter()
         self.failed_total: Counter[tuple[str, str]] = Counter()
         with db.transaction() as conn:
@@ -235,25 +239,40 @@ class Outbox:
 
     def deliver_due(self, notifiers: Mapping[str, Notifier], now: float | None = None) -> int:
         """Send every queue head that is due, repeating while queues advance; returns
-        the number of entries delivered. ``notifiers`` maps integration keys."""
+        the number of entries delivered. ``notifiers`` maps integration keys.
+
+        Queues are sent concurrently (at most :attr:`max_parallel` at once), each in its
+        own order, so a slow or hanging receiver holds back only its own queues: while
+        it hangs, entries that become due for other queues go out at once.
+        """
         delivered = 0
-        with self._deliver_lock:
+        with self._deliver_lock, ThreadPoolExecutor(self.max_parallel) as pool:
             blocked: set[tuple[str, str]] = set()
+            in_flight: dict[Future[str], tuple[str, str]] = {}
             while True:
                 t = self._clock() if now is None else now
-                heads = [
-                    h
-                    for h in self._heads()
-                    if h.next_attempt_at <= t and (h.group_key, h.integration) not in blocked
-                ]
-                if not heads:
+                busy = blocked | set(in_flight.values())
+                for head in self._heads():
+                    queue = (head.group_key, head.integration)
+                    if head.next_attempt_at <= t and queue not in busy:
+                        notifier = notifiers.get(head.integration)
+                        in_flight[pool.submit(self._attempt, head, notifier, t)] = queue
+                        busy.add(queue)
+                if not in_flight:
                     return delivered
-                for head in heads:
-                    outcome = self._attempt(head, notifiers.get(head.integration), t)
+                # Look for newly due entries every 50 ms while sends are in flight.
+                done, _ = wait(
+                    in_flight,
+                    timeout=None if now is not None else 0.05,
+                    return_when=FIRST_COMPLETED,
+                )
+                for future in done:
+                    queue = in_flight.pop(future)
+                    outcome = future.result()
                     if outcome == DELIVERED:
                         delivered += 1
                     elif outcome == PENDING:
-                        blocked.add((head.group_key, head.integration))
+                        blocked.add(queue)
 
     def _attempt(self, entry: OutboxEntry, notifier: Notifier | None, now: float) -> str:
         """Try one entry; returns its new state (pending: retry later)."""
@@ -275,7 +294,8 @@ class Outbox:
                 log.exception("notifier %s raised", entry.integration)
                 self._retry(entry, kind, "other", repr(exc), now)
                 return PENDING
-            self.sent_total[kind] += 1
+            with self._count_lock:
+                self.sent_total[kind] += 1
         with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET state=?, attempts=attempts+1 WHERE id=?", (DELIVERED, entry.id)
@@ -285,24 +305,26 @@ class Outbox:
 
     def _retry(self, entry: OutboxEntry, kind: str, reason: str, error: str, now: float) -> None:
         attempts = entry.attempts + 1
-        self.failed_total[(kind, reason)] += 1
-        wait = self.backoff(attempts)
+        with self._count_lock:
+            self.failed_total[(kind, reason)] += 1
+        delay = self.backoff(attempts)
         log.warning(
             "notify %s for %s failed (attempt %d), retrying in %.1fs: %s",
             entry.integration,
             entry.group_key,
             attempts,
-            wait,
+            delay,
             error,
         )
         with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET attempts=?, next_attempt_at=?, last_error=? WHERE id=?",
-                (attempts, now + wait, error, entry.id),
+                (attempts, now + delay, error, entry.id),
             )
 
     def _fail(self, entry: OutboxEntry, kind: str, reason: str, error: str) -> None:
-        self.failed_total[(kind, reason)] += 1
+        with self._count_lock:
+            self.failed_total[(kind, reason)] += 1
         log.error(
             "notify %s for %s failed, dropping the notification: %s",
             entry.integration,
