@@ -42,7 +42,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ import numpy.typing as npt
 from inferwatch.promql import Engine, QueryResult, RangeSeries, Sample, Scalar
 from inferwatch.tsdb.labels import Labels, make_labels
 from inferwatch.tsdb.store import Store
+from procs import free_port, stop_process, wait_ready
 
 INTERVAL_MS = 15_000
 SPAN_MS = (6 * 3600 + 600) * 1000  # 6 h of queries plus 10 min of history for [5m]
@@ -200,25 +200,6 @@ def prometheus_blocks(
 # -- servers ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited: {log_path.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready in 60 s")
-
-
 @contextlib.contextmanager
 def prometheus(tmp: Path, data: Path) -> Iterator[str]:
     config = tmp / "prometheus.yml"
@@ -241,7 +222,7 @@ def prometheus(tmp: Path, data: Path) -> Iterator[str]:
         wait_ready(f"{url}/-/ready", proc, log_path)
         yield url
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 @contextlib.contextmanager
@@ -257,7 +238,7 @@ def inferwatch_server(tmp: Path, db: Path) -> Iterator[str]:
         wait_ready(f"{url}/api/v1/status/buildinfo", proc, log_path)
         yield url
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def serve(db: str, port: int) -> None:
@@ -272,16 +253,6 @@ def serve(db: str, port: int) -> None:
     api = PrometheusAPI(store, engine=Engine(store, timeout_s=600))
     app = Starlette(routes=[Mount("/api/v1", app=api)])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- measuring -----------------------------------------------------------------------------

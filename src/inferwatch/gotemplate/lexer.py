@@ -329,23 +329,13 @@ class _Lexer:
                 return self.error(f"unrecognized character in action: {go_char_name(ch)}")
 
     def quote(self) -> bool:
-        while True:
-            ch = self.peek()
-            self.pos += 1
-            if ch == "\\":
-                nxt = self.peek()
-                self.pos += 1
-                if nxt not in ("", "\n"):
-                    continue
-                ch = nxt
-            if ch in ("", "\n"):
-                return self.error("unterminated quoted string")
-            if ch == '"':
-                break
-        self.emit(T.STRING)
-        return True
+        return self.quoted('"', T.STRING, "unterminated quoted string")
 
     def char(self) -> bool:
+        return self.quoted("'", T.CHAR_CONSTANT, "unterminated character constant")
+
+    def quoted(self, close: str, typ: T, unterminated: str) -> bool:
+        """Scan past a ``"..."`` or ``'...'`` literal (opening quote already read)."""
         while True:
             ch = self.peek()
             self.pos += 1
@@ -356,10 +346,10 @@ class _Lexer:
                     continue
                 ch = nxt
             if ch in ("", "\n"):
-                return self.error("unterminated character constant")
-            if ch == "'":
+                return self.error(unterminated)
+            if ch == close:
                 break
-        self.emit(T.CHAR_CONSTANT)
+        self.emit(typ)
         return True
 
     def field_or_variable(self, typ: T) -> bool:

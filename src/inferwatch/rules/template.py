@@ -20,8 +20,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, ParamSpec
 from urllib.parse import quote_plus, urlsplit
 
 from inferwatch._duration import duration_ms
@@ -30,6 +30,8 @@ from inferwatch.gotemplate import Template, go_sprintf, parse
 from inferwatch.gotemplate.gofmt import go_str, type_name
 from inferwatch.gotemplate.lexer import go_quote
 from inferwatch.tsdb.labels import go_regex
+
+_P = ParamSpec("_P")
 
 QueryFunc = Callable[[str, float], list[tuple[dict[str, str], float]]]
 """Runs a PromQL instant query at a time (Unix seconds): ``[(labels, value), ...]``."""
@@ -83,19 +85,24 @@ def _g4(value: float, suffix: str = "") -> str:
     return go_sprintf("%.4g", value) + suffix
 
 
+def _divided(v: float, base: int, prefixes: tuple[str, ...]) -> str:
+    """``v`` divided by ``base`` while it is that large, with the last prefix used."""
+    prefix = ""
+    for p in prefixes:
+        if abs(v) < base:
+            break
+        prefix = p
+        v /= base
+    return _g4(v, prefix)
+
+
 def humanize(value: Any) -> str:
     """``1234567`` -> ``1.235M``, ``0.012`` -> ``12m``: SI prefixes, 4 significant digits."""
     v = to_float(value)
     if v == 0 or math.isnan(v) or math.isinf(v):
         return _g4(v)
     if abs(v) >= 1:
-        prefix = ""
-        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
-            if abs(v) < 1000:
-                break
-            prefix = p
-            v /= 1000
-        return _g4(v, prefix)
+        return _divided(v, 1000, ("k", "M", "G", "T", "P", "E", "Z", "Y"))
     prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
         if abs(v) >= 1:
@@ -110,13 +117,7 @@ def humanize1024(value: Any) -> str:
     v = to_float(value)
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
         return _g4(v)
-    prefix = ""
-    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
-        if abs(v) < 1024:
-            break
-        prefix = p
-        v /= 1024
-    return _g4(v, prefix)
+    return _divided(v, 1024, ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"))
 
 
 def humanize_duration(value: Any) -> str:
@@ -480,6 +481,16 @@ def _query_func(query: QueryFunc | None, timestamp_s: float) -> Callable[[str], 
     return run
 
 
+def _reworded(error: TemplateError, doing: str, name: str) -> TemplateError:
+    """``error`` prefixed as Prometheus words it: ``error {doing} template NAME: ...``."""
+    return TemplateError(
+        f"error {doing} template {name}: {error}",
+        name=name,
+        line=error.line,
+        column=error.column,
+    )
+
+
 def expand(
     text: str,
     *,
@@ -500,12 +511,7 @@ def expand(
     try:
         template = _parsed(text, name)
     except TemplateError as error:
-        raise TemplateError(
-            f"error parsing template {name}: {error}",
-            name=name,
-            line=error.line,
-            column=error.column,
-        ) from None
+        raise _reworded(error, "parsing", name) from None
     data = {
         "Labels": labels,
         "ExternalLabels": external_labels if external_labels is not None else {},
@@ -521,37 +527,22 @@ def expand(
     try:
         return template.execute(data, funcs=funcs)
     except TemplateError as error:
-        raise TemplateError(
-            f"error executing template {name}: {error}",
-            name=name,
-            line=error.line,
-            column=error.column,
-        ) from None
+        raise _reworded(error, "executing", name) from None
 
 
-def expand_or_error(
-    text: str,
-    *,
-    labels: Mapping[str, str],
-    value: float,
-    external_labels: Mapping[str, str] | None = None,
-    external_url: str = "",
-    name: str = "",
-    timestamp_s: float = 0.0,
-    query: QueryFunc | None = None,
-) -> str:
-    """Like :func:`expand`, but a failure gives the text Prometheus stores in its place:
-    ``<error expanding template: error executing template NAME: ...>``."""
-    try:
-        return expand(
-            text,
-            labels=labels,
-            value=value,
-            external_labels=external_labels,
-            external_url=external_url,
-            name=name,
-            timestamp_s=timestamp_s,
-            query=query,
-        )
-    except TemplateError as error:
-        return f"<error expanding template: {error}>"
+def _or_error_text(expand: Callable[_P, str]) -> Callable[_P, str]:
+    # One signature to keep in step: ``expand_or_error`` takes exactly ``expand``'s
+    # arguments (``inspect.signature`` follows ``__wrapped__`` to it).
+    @wraps(expand, assigned=("__module__", "__annotations__"))
+    def expand_or_error(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        """Like :func:`expand`, but a failure gives the text Prometheus stores in its
+        place: ``<error expanding template: error executing template NAME: ...>``."""
+        try:
+            return expand(*args, **kwargs)
+        except TemplateError as error:
+            return f"<error expanding template: {error}>"
+
+    return expand_or_error
+
+
+expand_or_error = _or_error_text(expand)

@@ -103,20 +103,24 @@ def parts(msg: EmailMessage) -> dict[str, str]:
     }
 
 
+def to_local(port: int, to: str = "oncall@example.com", **extra: Any) -> dict[str, Any]:
+    """A config sending from am@example.com to ``to`` through the server on ``port``."""
+    return {"to": to, "from": "am@example.com", "smarthost": f"127.0.0.1:{port}", **extra}
+
+
 def test_plain_delivery_when_tls_not_required(
     smtp_server: Callable[..., tuple[Mailbox, int]],
 ) -> None:
     box, port = smtp_server()
     n = build(
-        {
-            "to": "oncall@example.com, boss@example.com",
-            "from": "am@example.com",
-            "smarthost": f"127.0.0.1:{port}",
-            "require_tls": False,
-            "text": "plain body",
-            "html": "<b>html body</b>",
-            "headers": {"subject": "Custom subject", "X-Team": "ml"},
-        }
+        to_local(
+            port,
+            "oncall@example.com, boss@example.com",
+            require_tls=False,
+            text="plain body",
+            html="<b>html body</b>",
+            headers={"subject": "Custom subject", "X-Team": "ml"},
+        )
     )
     assert n.send_resolved is False
     n.notify(sample_notification())
@@ -160,15 +164,13 @@ def test_starttls_with_auth(
 def test_implicit_tls(smtp_server: Callable[..., tuple[Mailbox, int]], ca_file: str) -> None:
     box, port = smtp_server(implicit=True)
     n = build(
-        {
-            "to": "oncall@example.com",
-            "from": "am@example.com",
-            "smarthost": f"127.0.0.1:{port}",
-            "auth_username": "am",
-            "auth_password": PASSWORD,
-            "tls_config": {"ca_file": ca_file},
-            "text": "t",
-        }
+        to_local(
+            port,
+            auth_username="am",
+            auth_password=PASSWORD,
+            tls_config={"ca_file": ca_file},
+            text="t",
+        )
     )
     assert n.implicit_tls is False  # only port 465 means implicit TLS
     n.implicit_tls = True
@@ -184,14 +186,12 @@ def test_auth_failure_is_not_retryable(
 ) -> None:
     box, port = smtp_server(starttls=True)
     n = build(
-        {
-            "to": "oncall@example.com",
-            "from": "am@example.com",
-            "smarthost": f"127.0.0.1:{port}",
-            "auth_username": "am",
-            "auth_password": "wrong-password-xyz",
-            "tls_config": {"ca_file": ca_file},
-        }
+        to_local(
+            port,
+            auth_username="am",
+            auth_password="wrong-password-xyz",
+            tls_config={"ca_file": ca_file},
+        )
     )
     with caplog.at_level(logging.DEBUG), pytest.raises(NotifyError) as info:
         n.notify(sample_notification())
@@ -205,15 +205,7 @@ def test_require_tls_refuses_a_server_without_starttls(
     smtp_server: Callable[..., tuple[Mailbox, int]],
 ) -> None:
     box, port = smtp_server()
-    n = build(
-        {
-            "to": "a@example.com",
-            "from": "am@example.com",
-            "smarthost": f"127.0.0.1:{port}",
-            "auth_username": "am",
-            "auth_password": PASSWORD,
-        }
-    )
+    n = build(to_local(port, "a@example.com", auth_username="am", auth_password=PASSWORD))
     with pytest.raises(NotifyError, match="does not advertise the STARTTLS extension"):
         n.notify(sample_notification())
     assert box.logins == [] and box.messages == []

@@ -28,31 +28,11 @@ from urllib.parse import quote_plus
 
 from inferwatch.alerting.alert import Notification
 from inferwatch.alerting.notifiers.base import Secret
-from inferwatch.alerting.notifiers.http import (
-    ConfigReader,
-    HTTPConfig,
-    check_vendor_reply,
-    go_json,
-    http_config_for,
-    post,
-    read_secret_file,
-    secret_parts,
-)
+from inferwatch.alerting.notifiers.chat import ChatRobotNotifier
+from inferwatch.alerting.notifiers.http import HTTPConfig, go_json, secret_parts
 from inferwatch.alerting.notifiers.templates import MessageTemplates, template_data
 
-_FIELDS = (
-    "send_resolved",
-    "webhook_url",
-    "webhook_url_file",
-    "secret",
-    "secret_file",
-    "title",
-    "text",
-    "at_mobiles",
-    "at_user_ids",
-    "at_all",
-    "http_config",
-)
+_FIELDS = ("title", "text", "at_mobiles", "at_user_ids", "at_all")
 RATE_LIMITED = frozenset({130101})
 
 
@@ -71,10 +51,11 @@ def signed_url(url: str, secret: str, timestamp_ms: int) -> str:
     return f"{url}{joiner}timestamp={timestamp_ms}&sign={sign}"
 
 
-class DingTalkNotifier:
+class DingTalkNotifier(ChatRobotNotifier):
     """Sends a markdown message to a DingTalk group robot."""
 
     kind = "dingtalk"
+    retryable_codes = RATE_LIMITED
 
     def __init__(
         self,
@@ -91,51 +72,34 @@ class DingTalkNotifier:
         http_config: HTTPConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.webhook_url = webhook_url
-        self.webhook_url_file = webhook_url_file
-        self.secret = secret
-        self.secret_file = secret_file
-        self.templates = templates
+        super().__init__(
+            webhook_url=webhook_url,
+            webhook_url_file=webhook_url_file,
+            secret=secret,
+            secret_file=secret_file,
+            templates=templates,
+            send_resolved=send_resolved,
+            http_config=http_config,
+            clock=clock,
+        )
         self.at_mobiles = tuple(at_mobiles)
         self.at_user_ids = tuple(at_user_ids)
         self.at_all = at_all
-        self.send_resolved = send_resolved
-        self.http_config = http_config or HTTPConfig()
-        self.clock = clock
 
     @classmethod
     def from_config(
         cls, raw: Mapping[str, Any], global_config: Any, templates: Sequence[str], field: str
     ) -> DingTalkNotifier:
-        r = ConfigReader(raw, field, _FIELDS)
-        r.one_of("webhook_url", "webhook_url_file")
-        r.one_of("secret", "secret_file", required=False)
-        tmpl = MessageTemplates(templates)
-        tmpl.add(
-            "title",
-            r.text("title", '{{ template "dingtalk.default.title" . }}'),
-            field=r.path("title"),
-        )
-        tmpl.add(
-            "text", r.text("text", '{{ template "dingtalk.default.text" . }}'), field=r.path("text")
-        )
+        r = cls.config_reader(raw, field, _FIELDS)
+        defaults = {
+            "title": '{{ template "dingtalk.default.title" . }}',
+            "text": '{{ template "dingtalk.default.text" . }}',
+        }
         return cls(
-            webhook_url=r.url("webhook_url"),
-            webhook_url_file=r.text("webhook_url_file"),
-            secret=r.secret("secret"),
-            secret_file=r.text("secret_file"),
-            templates=tmpl,
+            **cls.shared_settings(r, global_config, templates, defaults),
             at_mobiles=r.strings("at_mobiles"),
             at_user_ids=r.strings("at_user_ids"),
             at_all=r.flag("at_all", False),
-            send_resolved=r.flag("send_resolved", True),
-            http_config=http_config_for(raw, global_config, field),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"DingTalkNotifier(webhook_url={self.webhook_url!r}, secret={self.secret!r}, "
-            f"send_resolved={self.send_resolved})"
         )
 
     def message(self, notification: Notification) -> dict[str, Any]:
@@ -158,25 +122,11 @@ class DingTalkNotifier:
 
     def notify(self, notification: Notification) -> None:
         body = go_json(self.message(notification))
-        url = self.webhook_url or read_secret_file(self.webhook_url_file, "webhook_url")
-        secret = self.secret
-        if secret is None and self.secret_file:
-            secret = read_secret_file(self.secret_file, "secret")
-        hidden = secret_parts(url.reveal())
-        target = url.reveal()
+        url, secret, hidden = self.target()
         if secret is not None:
-            hidden.append(secret.reveal())
-            target = signed_url(target, secret.reveal(), int(self.clock() * 1000))
-            hidden += secret_parts(target)
-        answer = post(target, body, http_config=self.http_config, secrets=hidden, what="dingtalk")
-        check_vendor_reply(
-            answer,
-            what="dingtalk",
-            code_keys=("errcode",),
-            message_keys=("errmsg",),
-            retryable_codes=RATE_LIMITED,
-            secrets=hidden,
-        )
+            url = signed_url(url, secret.reveal(), int(self.clock() * 1000))
+            hidden += secret_parts(url)
+        self.deliver(url, body, hidden)
 
 
 __all__ = ["DingTalkNotifier", "dingtalk_sign", "signed_url"]

@@ -27,29 +27,11 @@ from typing import Any
 
 from inferwatch.alerting.alert import Notification
 from inferwatch.alerting.notifiers.base import Secret
-from inferwatch.alerting.notifiers.http import (
-    ConfigReader,
-    HTTPConfig,
-    check_vendor_reply,
-    go_json,
-    http_config_for,
-    post,
-    read_secret_file,
-    secret_parts,
-)
+from inferwatch.alerting.notifiers.chat import ChatRobotNotifier
+from inferwatch.alerting.notifiers.http import HTTPConfig, go_json
 from inferwatch.alerting.notifiers.templates import MessageTemplates, template_data
 
-_FIELDS = (
-    "send_resolved",
-    "webhook_url",
-    "webhook_url_file",
-    "secret",
-    "secret_file",
-    "msg_type",
-    "title",
-    "text",
-    "http_config",
-)
+_FIELDS = ("msg_type", "title", "text")
 RATE_LIMITED = frozenset({9499, 11232})
 
 
@@ -60,10 +42,13 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
 
 
-class FeishuNotifier:
+class FeishuNotifier(ChatRobotNotifier):
     """Sends a card (or text) message to a Feishu custom bot."""
 
     kind = "feishu"
+    code_keys = ("code", "StatusCode")
+    message_keys = ("msg", "StatusMessage")
+    retryable_codes = RATE_LIMITED
 
     def __init__(
         self,
@@ -78,48 +63,31 @@ class FeishuNotifier:
         http_config: HTTPConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.webhook_url = webhook_url
-        self.webhook_url_file = webhook_url_file
-        self.secret = secret
-        self.secret_file = secret_file
-        self.templates = templates
+        super().__init__(
+            webhook_url=webhook_url,
+            webhook_url_file=webhook_url_file,
+            secret=secret,
+            secret_file=secret_file,
+            templates=templates,
+            send_resolved=send_resolved,
+            http_config=http_config,
+            clock=clock,
+        )
         self.msg_type = msg_type
-        self.send_resolved = send_resolved
-        self.http_config = http_config or HTTPConfig()
-        self.clock = clock
 
     @classmethod
     def from_config(
         cls, raw: Mapping[str, Any], global_config: Any, templates: Sequence[str], field: str
     ) -> FeishuNotifier:
-        r = ConfigReader(raw, field, _FIELDS)
-        r.one_of("webhook_url", "webhook_url_file")
-        r.one_of("secret", "secret_file", required=False)
+        r = cls.config_reader(raw, field, _FIELDS)
         msg_type = r.text("msg_type", "interactive")
         if msg_type not in ("interactive", "text"):
             raise r.error("msg_type", f"expected interactive or text, got {msg_type!r}", msg_type)
-        tmpl = MessageTemplates(templates)
-        title = r.text("title", '{{ template "feishu.default.title" . }}')
-        tmpl.add("title", title, field=r.path("title"))
-        tmpl.add(
-            "text", r.text("text", '{{ template "feishu.default.text" . }}'), field=r.path("text")
-        )
-        return cls(
-            webhook_url=r.url("webhook_url"),
-            webhook_url_file=r.text("webhook_url_file"),
-            secret=r.secret("secret"),
-            secret_file=r.text("secret_file"),
-            templates=tmpl,
-            msg_type=msg_type,
-            send_resolved=r.flag("send_resolved", True),
-            http_config=http_config_for(raw, global_config, field),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"FeishuNotifier(webhook_url={self.webhook_url!r}, secret={self.secret!r}, "
-            f"send_resolved={self.send_resolved})"
-        )
+        defaults = {
+            "title": '{{ template "feishu.default.title" . }}',
+            "text": '{{ template "feishu.default.text" . }}',
+        }
+        return cls(**cls.shared_settings(r, global_config, templates, defaults), msg_type=msg_type)
 
     def message(self, notification: Notification) -> dict[str, Any]:
         """The JSON body (without signature) sent for ``notification``."""
@@ -142,28 +110,13 @@ class FeishuNotifier:
 
     def notify(self, notification: Notification) -> None:
         message = self.message(notification)
-        url = self.webhook_url or read_secret_file(self.webhook_url_file, "webhook_url")
-        secret = self.secret
-        if secret is None and self.secret_file:
-            secret = read_secret_file(self.secret_file, "secret")
-        hidden = secret_parts(url.reveal())
+        url, secret, hidden = self.target()
         body: dict[str, Any] = {}
         if secret is not None:
             timestamp = int(self.clock())
-            hidden.append(secret.reveal())
             body = {"timestamp": str(timestamp), "sign": feishu_sign(secret.reveal(), timestamp)}
         body.update(message)
-        answer = post(
-            url.reveal(), go_json(body), http_config=self.http_config, secrets=hidden, what="feishu"
-        )
-        check_vendor_reply(
-            answer,
-            what="feishu",
-            code_keys=("code", "StatusCode"),
-            message_keys=("msg", "StatusMessage"),
-            retryable_codes=RATE_LIMITED,
-            secrets=hidden,
-        )
+        self.deliver(url, go_json(body), hidden)
 
 
 __all__ = ["FeishuNotifier", "feishu_sign"]

@@ -20,26 +20,11 @@ from typing import Any
 
 from inferwatch.alerting.alert import Notification
 from inferwatch.alerting.notifiers.base import Secret
-from inferwatch.alerting.notifiers.http import (
-    ConfigReader,
-    HTTPConfig,
-    check_vendor_reply,
-    go_json,
-    http_config_for,
-    post,
-    read_secret_file,
-    secret_parts,
-)
+from inferwatch.alerting.notifiers.chat import ChatRobotNotifier
+from inferwatch.alerting.notifiers.http import HTTPConfig, go_json
 from inferwatch.alerting.notifiers.templates import MessageTemplates, template_data
 
-_FIELDS = (
-    "send_resolved",
-    "webhook_url",
-    "webhook_url_file",
-    "content",
-    "mentioned_list",
-    "http_config",
-)
+_FIELDS = ("content", "mentioned_list")
 MAX_CONTENT_BYTES = 4096
 RATE_LIMITED = frozenset({45009})
 _ELLIPSIS = "\n..."
@@ -55,10 +40,12 @@ def truncate_utf8(text: str, limit: int = MAX_CONTENT_BYTES) -> str:
     return data[:room].decode("utf-8", "ignore") + _ELLIPSIS
 
 
-class WeComNotifier:
+class WeComNotifier(ChatRobotNotifier):
     """Sends a markdown message to a WeCom group robot."""
 
     kind = "wecom"
+    signed = False
+    retryable_codes = RATE_LIMITED
 
     def __init__(
         self,
@@ -70,34 +57,24 @@ class WeComNotifier:
         send_resolved: bool = True,
         http_config: HTTPConfig | None = None,
     ) -> None:
-        self.webhook_url = webhook_url
-        self.webhook_url_file = webhook_url_file
-        self.templates = templates
+        super().__init__(
+            webhook_url=webhook_url,
+            webhook_url_file=webhook_url_file,
+            templates=templates,
+            send_resolved=send_resolved,
+            http_config=http_config,
+        )
         self.mentioned_list = tuple(mentioned_list)
-        self.send_resolved = send_resolved
-        self.http_config = http_config or HTTPConfig()
 
     @classmethod
     def from_config(
         cls, raw: Mapping[str, Any], global_config: Any, templates: Sequence[str], field: str
     ) -> WeComNotifier:
-        r = ConfigReader(raw, field, _FIELDS)
-        r.one_of("webhook_url", "webhook_url_file")
-        tmpl = MessageTemplates(templates)
-        default = '{{ template "wecom.default.content" . }}'
-        tmpl.add("content", r.text("content", default), field=r.path("content"))
+        r = cls.config_reader(raw, field, _FIELDS)
+        defaults = {"content": '{{ template "wecom.default.content" . }}'}
         return cls(
-            webhook_url=r.url("webhook_url"),
-            webhook_url_file=r.text("webhook_url_file"),
-            templates=tmpl,
+            **cls.shared_settings(r, global_config, templates, defaults),
             mentioned_list=r.strings("mentioned_list"),
-            send_resolved=r.flag("send_resolved", True),
-            http_config=http_config_for(raw, global_config, field),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"WeComNotifier(webhook_url={self.webhook_url!r}, send_resolved={self.send_resolved})"
         )
 
     def message(self, notification: Notification) -> dict[str, Any]:
@@ -111,19 +88,8 @@ class WeComNotifier:
 
     def notify(self, notification: Notification) -> None:
         body = go_json(self.message(notification))
-        url = self.webhook_url or read_secret_file(self.webhook_url_file, "webhook_url")
-        hidden = secret_parts(url.reveal())
-        answer = post(
-            url.reveal(), body, http_config=self.http_config, secrets=hidden, what="wecom"
-        )
-        check_vendor_reply(
-            answer,
-            what="wecom",
-            code_keys=("errcode",),
-            message_keys=("errmsg",),
-            retryable_codes=RATE_LIMITED,
-            secrets=hidden,
-        )
+        url, _, hidden = self.target()
+        self.deliver(url, body, hidden)
 
 
 __all__ = ["MAX_CONTENT_BYTES", "WeComNotifier", "truncate_utf8"]
