@@ -69,7 +69,6 @@ import json
 import math
 import resource
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -89,6 +88,7 @@ from inferwatch.scrape.parse import parse_exposition
 from inferwatch.scrape.target import Target, fetch, store_scrape
 from inferwatch.tsdb.labels import Labels, Matcher
 from inferwatch.tsdb.store import Store
+from procs import Procs, free_port, wait_ready
 from tsdb_target import STEP_S, Dataset, combine, nab_series, prefixes, simulate
 
 BLOCK_MS = 2 * 3600 * 1000
@@ -121,31 +121,6 @@ def label_json(labels: Labels) -> str:
 # -- processes ------------------------------------------------------------------------
 
 
-class Procs:
-    """Child processes, each ended (terminate, then kill) however the run ends."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(cmd, **kw)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            self.stop(proc)
-
-
 def start_target(procs: Procs, tmp: Path, ds: Dataset, rows: np.ndarray) -> tuple[Any, int]:
     np.save(tmp / "rows.npy", rows)
     (tmp / "prefixes.json").write_text(json.dumps(prefixes(ds.labels)))
@@ -163,9 +138,7 @@ def start_prometheus(procs: Procs, tmp: Path, name: str, jobs: str) -> tuple[Any
     data.mkdir(exist_ok=True)
     config = tmp / f"{name}.yml"
     config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + jobs)
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [
         "/usr/bin/prometheus",
         f"--config.file={config}",
@@ -174,18 +147,11 @@ def start_prometheus(procs: Procs, tmp: Path, name: str, jobs: str) -> tuple[Any
         "--storage.tsdb.retention.time=30d",
         "--log.level=warn",
     ]
-    logf = (tmp / f"{name}.log").open("wb")
-    proc = procs.start(cmd, stdout=logf, stderr=subprocess.STDOUT)
+    log = tmp / f"{name}.log"
+    proc = procs.start(cmd, log=log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited: {(tmp / f'{name}.log').read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                return proc, url
-        time.sleep(0.2)
-    raise RuntimeError("prometheus did not become ready in 60 s")
+    wait_ready(f"{url}/-/ready", proc, log)
+    return proc, url
 
 
 def prom_metrics(url: str) -> dict[str, float]:
