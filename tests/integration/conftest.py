@@ -147,18 +147,23 @@ def start_prometheus(
     *,
     metrics_path: str = "/metrics",
     ready_timeout: float = 30.0,
+    config_text: str | None = None,
 ) -> PrometheusProcess:
     """Start Prometheus on a free loopback port, scraping ``targets``; return once ready.
 
     Config, TSDB data and log live in a new directory under ``tmp_path``. Fails the
-    test (not skips it) when the ``prometheus`` binary is missing.
+    test (not skips it) when the ``prometheus`` binary is missing. ``config_text``: a
+    whole prometheus.yml to use instead of :func:`prometheus_config`'s (``targets``,
+    ``scrape_interval`` and ``metrics_path`` are then ignored).
     """
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail(PROMETHEUS_MISSING, pytrace=False)
     workdir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=tmp_path))
     config_path = workdir / "prometheus.yml"
-    config_path.write_text(prometheus_config(targets, scrape_interval, metrics_path))
+    if config_text is None:
+        config_text = prometheus_config(targets, scrape_interval, metrics_path)
+    config_path.write_text(config_text)
     log_path = workdir / "prometheus.log"
     failure = ""
     for _ in range(_START_ATTEMPTS):

@@ -253,7 +253,13 @@ def run_server(
         except (InferwatchError, OSError) as exc:
             echo(f"reload failed, the previous configuration keeps running: {exc}")
 
+    def on_term(signum: int, frame: object) -> None:
+        # uvicorn handles SIGTERM itself, then restores this handler and raises the
+        # signal again: ending in KeyboardInterrupt lets server.stop() below run.
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGTERM, on_term)
     uv = uvicorn.Server(uvicorn.Config(server.app(), host=host, port=port, log_level="warning"))
     server.start()
     echo(f"inferwatch server on {url}")

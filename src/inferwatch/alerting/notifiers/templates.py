@@ -52,8 +52,8 @@ class GoTime:
     def _dt(self) -> datetime:
         if self.seconds is None:
             return datetime(1, 1, 1, tzinfo=UTC)
-        micros = round(self.seconds * 1_000_000)
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+        # As every other writer of alert times here, so one time prints one way.
+        return datetime.fromtimestamp(self.seconds, UTC)
 
     def datetime(self) -> datetime:
         return self._dt().astimezone(self.tz) if self.seconds is not None else self._dt()
