@@ -176,10 +176,24 @@ class Head:
     def series_samples(
         self, refs: npt.NDArray[np.int64], mint: int, maxt: int
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
-        """The head samples of the given refs with ``mint <= t <= maxt``."""
-        all_refs, all_ts, all_values = self.merged()
+        """The head samples of the given refs with ``mint <= t <= maxt``.
+
+        While appends keep coming (each one drops the cached merge of the whole head),
+        a select over a small part of the head (a rule's 1 m window) sorts only the
+        batches in its time range and its range of refs, rather than the whole head.
+        """
         out: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
-        if all_refs.size == 0 or refs.size == 0:
+        if refs.size == 0 or not self.batches:
+            return out
+        merged = self._merged
+        if merged is None:
+            window = [b for b in self.batches if mint <= b.ts <= maxt]
+            if 2 * len(window) < len(self.batches):
+                merged = self.sorted_samples(int(refs.min()), int(refs.max()) + 1, window)
+            else:
+                merged = self.merged()
+        all_refs, all_ts, all_values = merged
+        if all_refs.size == 0:
             return out
         if all_refs.dtype != refs.dtype:  # int32 refs: larger ones are not in the head
             refs = refs[refs <= np.iinfo(all_refs.dtype).max].astype(all_refs.dtype)
