@@ -18,21 +18,18 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import httpx
 
 from inferwatch.alerting.alert import Alert
+from inferwatch.gotemplate.gotime import go_rfc3339
 
 log = logging.getLogger("inferwatch.rules.sink")
 
 
 def rfc3339(ts: float) -> str:
     """Unix seconds as Go's RFC 3339 with nanoseconds, trailing zeros trimmed."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{dt.microsecond:06d}".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
+    return go_rfc3339(ts)
 
 
 def alert_json(alert: Alert) -> dict[str, object]:

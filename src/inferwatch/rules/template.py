@@ -28,6 +28,7 @@ from inferwatch._duration import duration_ms
 from inferwatch._errors import TemplateError
 from inferwatch.gotemplate import Template, go_sprintf, parse
 from inferwatch.gotemplate.gofmt import go_str, type_name
+from inferwatch.gotemplate.gotime import go_time_format
 from inferwatch.gotemplate.lexer import go_quote
 from inferwatch.tsdb.labels import go_regex
 
@@ -201,56 +202,6 @@ class GoTime:
 
     def __hash__(self) -> int:
         return hash(self._ms)
-
-
-_LAYOUT = re.compile(
-    r"January|Jan|Monday|Mon|MST|2006|Z07:00|Z0700|-07:00|-0700|-07|"
-    r"[.,](?:0+|9+)|01|02|_2|15|03|04|05|06|PM|pm|1|2|3|4|5"
-)
-
-
-def go_time_format(when: dt.datetime, layout: str) -> str:
-    """``when`` (UTC) written with Go's reference-time layout."""
-
-    def token(m: re.Match[str]) -> str:
-        t = m.group()
-        if t[0] in ".," and len(t) > 1:
-            digits = f"{when.microsecond:06d}000"[: len(t) - 1]
-            if t[1] == "9":
-                digits = digits.rstrip("0")
-                return t[0] + digits if digits else ""
-            return t[0] + digits
-        table: dict[str, str] = {
-            "January": when.strftime("%B"),
-            "Jan": when.strftime("%b"),
-            "Monday": when.strftime("%A"),
-            "Mon": when.strftime("%a"),
-            "MST": "UTC",
-            "2006": f"{when.year:04d}",
-            "06": f"{when.year % 100:02d}",
-            "Z07:00": "Z",
-            "Z0700": "Z",
-            "-07:00": "+00:00",
-            "-0700": "+0000",
-            "-07": "+00",
-            "01": f"{when.month:02d}",
-            "1": str(when.month),
-            "02": f"{when.day:02d}",
-            "2": str(when.day),
-            "_2": f"{when.day:2d}",
-            "15": f"{when.hour:02d}",
-            "03": f"{(when.hour % 12) or 12:02d}",
-            "3": str((when.hour % 12) or 12),
-            "04": f"{when.minute:02d}",
-            "4": str(when.minute),
-            "05": f"{when.second:02d}",
-            "5": str(when.second),
-            "PM": "PM" if when.hour >= 12 else "AM",
-            "pm": "pm" if when.hour >= 12 else "am",
-        }
-        return table[t]
-
-    return _LAYOUT.sub(token, layout)
 
 
 _MAX_INT64 = float(2**63 - 1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,22 +23,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from inferwatch.gotemplate.gotime import go_rfc3339
 from inferwatch.rules.alerting import ActiveAlert
 from inferwatch.rules.group import Group
 from inferwatch.rules.manager import RuleManager
 from inferwatch.rules.model import AlertingRule, RecordingRule
 
-_ZERO_TIME = "0001-01-01T00:00:00Z"
-
 
 def go_time(ts: float | None) -> str:
     """Unix seconds as Go's JSON time (RFC 3339, nanoseconds, zeros trimmed), UTC;
     ``None`` or 0 is Go's zero time."""
-    if not ts:
-        return _ZERO_TIME
-    dt = datetime.fromtimestamp(ts, UTC)
-    frac = f"{dt.microsecond:06d}".rstrip("0")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+    return go_rfc3339(ts or None)
 
 
 def format_e(value: float) -> str:

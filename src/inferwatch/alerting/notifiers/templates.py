@@ -25,13 +25,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inferwatch._errors import AlertingConfigError, NotifyError, TemplateError
 from inferwatch.alerting.alert import Notification
+from inferwatch.gotemplate.gotime import RFC3339_NANO, go_time_format
 from inferwatch.tsdb.labels import go_regex
 
 T = TypeVar("T")
@@ -75,74 +76,10 @@ class GoTime:
 
     def rfc3339(self) -> str:
         """RFC 3339 with nanoseconds trimmed, as Go's JSON encoding writes times."""
-        return go_time_format(self.datetime(), "2006-01-02T15:04:05.999999999Z07:00")
+        return go_time_format(self.datetime(), RFC3339_NANO)
 
     def __str__(self) -> str:
         return go_time_format(self.datetime(), "2006-01-02 15:04:05.999999999 -0700 MST")
-
-
-_LAYOUT = re.compile(
-    # Longest tokens first, as Go's layout scanner reads them.
-    r"2006|January|Jan|Monday|Mon|MST|Z07:00|Z0700|Z07|-07:00|-0700|-07|"
-    r"15|06|01|02|03|04|05|_2|PM|pm|1|2|3|4|5|\.0+|\.9+|,0+|,9+"
-)
-
-
-def _zone(dt: datetime, z: bool, colon: bool, hours_only: bool) -> str:
-    offset = dt.utcoffset() or timedelta(0)
-    if z and offset == timedelta(0):
-        return "Z"
-    minutes = int(offset.total_seconds() // 60)
-    sign = "-" if minutes < 0 else "+"
-    hh, mm = divmod(abs(minutes), 60)
-    if hours_only:
-        return f"{sign}{hh:02d}"
-    return f"{sign}{hh:02d}:{mm:02d}" if colon else f"{sign}{hh:02d}{mm:02d}"
-
-
-def go_time_format(dt: datetime, layout: str) -> str:
-    """Format ``dt`` with a Go reference-time layout (``2006-01-02 15:04:05``)."""
-
-    def token(m: re.Match[str]) -> str:
-        t = m.group(0)
-        if t[0] in ".," and len(t) > 1:
-            digits = f"{dt.microsecond:06d}000"[: len(t) - 1]
-            if t[1] == "9":
-                digits = digits.rstrip("0")
-                return f"{t[0]}{digits}" if digits else ""
-            return t[0] + digits
-        table: dict[str, Callable[[], str]] = {
-            "2006": lambda: f"{dt.year:04d}",
-            "06": lambda: f"{dt.year % 100:02d}",
-            "January": lambda: dt.strftime("%B"),
-            "Jan": lambda: dt.strftime("%b"),
-            "01": lambda: f"{dt.month:02d}",
-            "1": lambda: str(dt.month),
-            "Monday": lambda: dt.strftime("%A"),
-            "Mon": lambda: dt.strftime("%a"),
-            "02": lambda: f"{dt.day:02d}",
-            "_2": lambda: f"{dt.day:2d}",
-            "2": lambda: str(dt.day),
-            "15": lambda: f"{dt.hour:02d}",
-            "03": lambda: f"{(dt.hour % 12) or 12:02d}",
-            "3": lambda: str((dt.hour % 12) or 12),
-            "04": lambda: f"{dt.minute:02d}",
-            "4": lambda: str(dt.minute),
-            "05": lambda: f"{dt.second:02d}",
-            "5": lambda: str(dt.second),
-            "PM": lambda: "PM" if dt.hour >= 12 else "AM",
-            "pm": lambda: "pm" if dt.hour >= 12 else "am",
-            "MST": lambda: "UTC" if dt.utcoffset() == timedelta(0) else (dt.tzname() or ""),
-            "Z07:00": lambda: _zone(dt, True, True, False),
-            "Z0700": lambda: _zone(dt, True, False, False),
-            "Z07": lambda: _zone(dt, True, False, True),
-            "-07:00": lambda: _zone(dt, False, True, False),
-            "-0700": lambda: _zone(dt, False, False, False),
-            "-07": lambda: _zone(dt, False, False, True),
-        }
-        return table[t]()
-
-    return _LAYOUT.sub(token, layout)
 
 
 # --- label sets -------------------------------------------------------------------
