@@ -15,6 +15,7 @@ lint:
 
 # Run every benchmark briefly.
 bench:
+	scripts/setup dev,bench
 	for b in bench/*.py; do .venv/bin/python $$b --quick || exit 1; done
 
 setup:
