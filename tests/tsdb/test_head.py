@@ -38,3 +38,43 @@ def test_a_ref_range_of_mixed_width_batches_is_sorted_by_ref_then_time() -> None
         3: [1000, 2000],
         2**31 + 5: [1000],
     }
+
+
+def test_selects_agree_with_a_scan_whether_they_sort_a_window_or_search_a_merge() -> None:
+    """Appends (a scrape of many series, a rule's few outputs) interleaved with selects:
+    window sorts, the whole-head merge after repeated reads, and a merge reused while
+    new batches hold none of a select's refs, all give what a plain scan gives."""
+    rng = np.random.default_rng(7)
+    head = Head()
+    appended: list[tuple[int, int, float]] = []  # (ref, ts, value)
+    last: dict[int, int] = {}
+    paths_seen = set()
+    for step in range(400):
+        seq = step + 1
+        if step % 3 == 0:  # a scrape: refs 0..199, some missing
+            refs = np.flatnonzero(rng.random(200) < 0.9)
+        else:  # a rule's output: a few refs of its own, above the scraped ones
+            refs = np.sort(rng.choice(np.arange(200, 240), size=5, replace=False))
+        ts = 1000 * step + int(rng.integers(0, 500))
+        refs = np.array([r for r in refs.tolist() if last.get(r, -1) < ts], np.int64)
+        values = rng.random(refs.size)
+        head.add(Batch(seq, ts, compact_refs(refs), values))
+        for r, v in zip(refs.tolist(), values.tolist(), strict=True):
+            appended.append((r, ts, v))
+            last[r] = ts
+        for _ in range(int(rng.integers(0, 7))):
+            lo = int(rng.integers(0, 240))
+            query = np.sort(rng.choice(np.arange(lo, min(lo + 60, 240)), size=20))
+            query = np.unique(query)
+            mint = int(rng.integers(0, 1000 * (step + 1)))
+            maxt = mint + int(rng.integers(0, 60_000))
+            got = head.series_samples(query, mint, maxt)
+            paths_seen.add(head._merged is not None)
+            want: dict[int, tuple[list[int], list[float]]] = {}
+            wanted = set(query.tolist())
+            for r, t, v in appended:
+                if r in wanted and mint <= t <= maxt:
+                    want.setdefault(r, ([], []))[0].append(t)
+                    want[r][1].append(v)
+            assert {r: (t.tolist(), v.tolist()) for r, (t, v) in got.items()} == want
+    assert paths_seen == {True, False}

@@ -29,6 +29,15 @@ _SHARED_REF_SETS = 256
 #: Bytes of one block of head arrays (its untouched end costs no memory).
 _BLOCK_BYTES = 1 << 24
 _Array = TypeVar("_Array", bound=npt.NDArray[Any])
+#: Selects of an unchanged head before it is merged whole (and the merge kept).
+_READS_TO_MERGE = 4
+#: A merged head's search key: ref << _TS_BITS | (timestamp - the head's first).
+_TS_BITS = 32
+_TS_MAX = (1 << _TS_BITS) - 1
+#: timestamps, values, search keys, the keys' base timestamp.
+_Merged: TypeAlias = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64], int
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +67,15 @@ class Head:
         self.batches: list[Batch] = []
         self.samples = 0
         self._last_ts = np.full(1024, NO_SAMPLE, dtype=np.int64)
-        self._merged: tuple[Refs, npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
+        #: ``batches[i].ts`` at ``i``, so a time range finds its batches vectorised.
+        self._batch_ts = np.empty(1024, dtype=np.int64)
+        self._min_ts: int | None = None
+        self._max_ts: int | None = None
+        #: Every sample of ``batches[:_merged_n]`` sorted by ref then time, or None.
+        self._merged: _Merged | None = None
+        self._merged_n = 0
+        #: Selects since the head last changed (a head read again and again gets merged).
+        self._reads = 0
         #: Recent distinct ref arrays by (size, first, last ref), for batches to share.
         self._ref_sets: dict[tuple[int, int, int], Refs] = {}
         self._block = np.empty(0, np.uint8)
@@ -117,27 +134,41 @@ class Head:
             self._last_ts = grown
 
     def add(self, batch: Batch) -> None:
+        n = len(self.batches)
+        if n == self._batch_ts.size:
+            grown = np.empty(2 * n, dtype=np.int64)
+            grown[:n] = self._batch_ts
+            self._batch_ts = grown
+        self._batch_ts[n] = batch.ts
         self.batches.append(batch)
         self.samples += int(batch.refs.size)
-        self._merged = None
+        self._min_ts = batch.ts if self._min_ts is None else min(self._min_ts, batch.ts)
+        self._max_ts = batch.ts if self._max_ts is None else max(self._max_ts, batch.ts)
+        self._reads = 0
 
     def drop_through(self, seq: int) -> None:
         """Forget the batches up to and including ``seq`` (they are in chunks now)."""
         kept = [b for b in self.batches if b.seq > seq]
         self.batches = kept
         self.samples = sum(int(b.refs.size) for b in kept)
+        self._batch_ts = np.empty(max(1024, 2 * len(kept)), dtype=np.int64)
+        self._batch_ts[: len(kept)] = [b.ts for b in kept]
+        self._min_ts = min((b.ts for b in kept), default=None)
+        self._max_ts = max((b.ts for b in kept), default=None)
         self._merged = None
+        self._merged_n = 0
+        self._reads = 0
         # A ref array no batch uses would keep its whole block alive.
         used = {id(b.refs) for b in kept}
         self._ref_sets = {k: v for k, v in self._ref_sets.items() if id(v) in used}
 
     @property
     def min_ts(self) -> int | None:
-        return min((b.ts for b in self.batches), default=None)
+        return self._min_ts
 
     @property
     def max_ts(self) -> int | None:
-        return max((b.ts for b in self.batches), default=None)
+        return self._max_ts
 
     def sorted_samples(
         self, lo: int = 0, hi: int | None = None, batches: list[Batch] | None = None
@@ -159,7 +190,8 @@ class Head:
             empty = np.empty(0, np.int64)
             return empty, empty, np.empty(0, np.float64)
         # A series' samples are in time order from batch to batch (appends reject
-        # older ones), so a stable sort by ref alone sorts by ref, then time.
+        # older ones), so a stable sort by ref alone sorts by ref, then time. The sort
+        # is a radix sort of sorted runs: well under a millisecond per 100k samples.
         refs = np.concatenate(parts_r)
         order = np.argsort(refs, kind="stable")
         refs = refs[order]
@@ -167,47 +199,73 @@ class Head:
         values = np.concatenate(parts_v)[order]
         return refs, ts, values
 
-    def merged(self) -> tuple[Refs, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """All head samples sorted by ref then time (cached until the head changes)."""
-        if self._merged is None:
-            self._merged = self.sorted_samples()
-        return self._merged
-
     def series_samples(
         self, refs: npt.NDArray[np.int64], mint: int, maxt: int
     ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
         """The head samples of the given refs with ``mint <= t <= maxt``.
 
-        While appends keep coming (each one drops the cached merge of the whole head),
-        a select over a small part of the head (a rule's 1 m window) sorts only the
-        batches in its time range and its range of refs, rather than the whole head.
+        While appends keep coming, a select sorts only the batches in its time range
+        and only their slices in its range of refs: a rule's 1 m window over one metric
+        is a small part of a 30 m head, and its cost does not grow with the head. A
+        head read many times without a change (a dashboard over a quiet store) is
+        merged whole once and searched. Batches appended since that merge which hold
+        none of the select's refs in its time range (a rule's own output, say) leave
+        the merge usable for it.
         """
         out: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         if refs.size == 0 or not self.batches:
             return out
-        merged = self._merged
-        if merged is None:
-            window = [b for b in self.batches if mint <= b.ts <= maxt]
-            if 2 * len(window) < len(self.batches):
-                merged = self.sorted_samples(int(refs.min()), int(refs.max()) + 1, window)
-            else:
-                merged = self.merged()
-        all_refs, all_ts, all_values = merged
-        if all_refs.size == 0:
-            return out
-        if all_refs.dtype != refs.dtype:  # int32 refs: larger ones are not in the head
-            refs = refs[refs <= np.iinfo(all_refs.dtype).max].astype(all_refs.dtype)
-        starts = np.searchsorted(all_refs, refs, side="left")
-        ends = np.searchsorted(all_refs, refs, side="right")
+        lo_ref, hi_ref = int(refs.min()), int(refs.max()) + 1
+        self._reads += 1
+        merged = self._merged_for(lo_ref, hi_ref, mint, maxt)
+        if merged is not None:
+            all_ts, all_values, keys, base = merged
+            refs = refs[refs <= _INT32_MAX]  # a merged head has no larger ones
+            shifted = refs.astype(np.int64) << _TS_BITS
+            starts = np.searchsorted(keys, shifted + max(mint - base, 0), side="left")
+            ends = np.searchsorted(keys, shifted + min(maxt - base, _TS_MAX), side="right")
+        else:
+            n = len(self.batches)
+            ts_all = self._batch_ts[:n]
+            picked = np.flatnonzero((ts_all >= mint) & (ts_all <= maxt))
+            window = [self.batches[i] for i in picked.tolist()]
+            all_refs, all_ts, all_values = self.sorted_samples(lo_ref, hi_ref, window)
+            if all_refs.size == 0:
+                return out
+            if all_refs.dtype != refs.dtype:
+                refs = refs[refs <= np.iinfo(all_refs.dtype).max].astype(all_refs.dtype)
+            starts = np.searchsorted(all_refs, refs, side="left")
+            ends = np.searchsorted(all_refs, refs, side="right")
         for ref, start, end in zip(refs.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            if start == end:
-                continue
-            ts = all_ts[start:end]
-            lo = int(np.searchsorted(ts, mint, side="left"))
-            hi = int(np.searchsorted(ts, maxt, side="right"))
-            if lo < hi:
-                out[ref] = (ts[lo:hi], all_values[start:end][lo:hi])
+            if start < end:
+                out[ref] = (all_ts[start:end], all_values[start:end])
         return out
+
+    def _merged_for(self, lo_ref: int, hi_ref: int, mint: int, maxt: int) -> _Merged | None:
+        """The whole-head merge when it serves this select, else None (sort a window)."""
+        n = len(self.batches)
+        merged = self._merged
+        if merged is not None:
+            pending = self.batches[self._merged_n :]
+            if not any(
+                mint <= b.ts <= maxt and int(b.refs[0]) < hi_ref and int(b.refs[-1]) >= lo_ref
+                for b in pending
+            ):
+                return merged
+            self._merged = None  # stale for this select; free its memory
+        if self._reads < _READS_TO_MERGE:
+            return None
+        span = (self._max_ts or 0) - (self._min_ts or 0)
+        if span > _TS_MAX:  # keys would not fit; a head never spans 49 days
+            return None
+        base = self._min_ts or 0
+        all_refs, all_ts, all_values = self.sorted_samples()
+        if all_refs.size and int(all_refs[-1]) > _INT32_MAX:  # keys would overflow
+            return None
+        keys = (all_refs.astype(np.int64) << _TS_BITS) | (all_ts - base)
+        self._merged = (all_ts, all_values, keys, base)
+        self._merged_n = n
+        return self._merged
 
 
 def _range(refs: Refs, lo: int, hi: int) -> tuple[int, int]:
