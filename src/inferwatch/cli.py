@@ -9,6 +9,7 @@
     inferwatch tsdb import history.om --db inferwatch.db   # backfill OpenMetrics samples
     inferwatch rules check rules.yml ...     # validate rule files as promtool check rules
     inferwatch rules test tests.yml ...      # rule unit tests in promtool test rules format
+    inferwatch feedback import labels.csv --model fraud --log predictions.db
 
 Also runs as ``python -m inferwatch``. Heavy imports (FastAPI, scikit-learn) happen
 inside the command that needs them, so ``inferwatch --help`` stays fast.
@@ -250,6 +251,68 @@ def rules_test(
     from inferwatch.rules.unittest import test_command
 
     raise typer.Exit(code=test_command([str(f) for f in files], echo=_echo))
+
+
+feedback_app = typer.Typer(
+    name="feedback",
+    help="Give the true labels of logged predictions (model quality from delayed labels).",
+    no_args_is_help=True,
+)
+app.add_typer(feedback_app)
+
+
+@feedback_app.command("import")
+def feedback_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV with a header row: request_id,label[,timestamp] (timestamp: Unix "
+            "seconds or ISO 8601).",
+        ),
+    ],
+    model: Annotated[str, typer.Option(help="The model the predictions were logged for.")],
+    version: Annotated[str, typer.Option(help="The model version.")] = "",
+    log: Annotated[
+        str,
+        typer.Option(
+            help="The prediction log the service writes: a SQLite file or a postgresql:// URL."
+        ),
+    ] = "inferwatch-predictions.db",
+    task: Annotated[
+        str, typer.Option(help="classification or regression (how labels are read).")
+    ] = "classification",
+) -> None:
+    """Store labels for logged predictions; the service joins and counts them.
+
+    Bad rows are reported with file, line and field and skipped; the others are stored.
+    Exit status 1 when any row was rejected.
+    """
+    from rich.markup import escape
+
+    from inferwatch.analyze.quality import QualityTracker
+
+    try:
+        tracker = QualityTracker(model, version, log=log, task=task, background=False)  # type: ignore[arg-type]
+    except InferwatchError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    with tracker:
+        try:
+            result = tracker.import_feedback_csv(file, join=False)
+        except (InferwatchError, OSError, UnicodeDecodeError) as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(code=1) from None
+    for error in result.errors:
+        err_console.print(f"[red]error:[/red] {escape(error)}", soft_wrap=True)
+    _echo(
+        f"{file}: {result.rows} rows: {result.stored} stored for their predictions, "
+        f"{result.pending} waiting for a prediction, {result.duplicate} duplicate, "
+        f"{result.expired} expired, {result.invalid} invalid"
+    )
+    raise typer.Exit(code=1 if result.errors else 0)
 
 
 def main() -> None:

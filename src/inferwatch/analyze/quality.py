@@ -111,6 +111,8 @@ DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 259200
 _LABELS = ("model", "version")
 _BATCH = 5000
 _MAX_WRITE_FAILURES = 3
+#: How often the writer joins labels that other processes stored (seconds).
+_CLAIM_INTERVAL_S = 2.0
 
 # -- values ------------------------------------------------------------------------------
 
@@ -363,6 +365,8 @@ class FeedbackImport:
     duplicate: int = 0
     expired: int = 0
     invalid: int = 0
+    #: Labels stored for the service to join (``join=False``).
+    stored: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -462,6 +466,7 @@ class QualityTracker:
         self._closed = False
         self._write_failures = 0
         self._next_purge = clock() + self._purge_interval_s
+        self._next_claim = clock()
         self._score_bounds = bounds
         self._reset_counters()
         for c in classes:
@@ -542,7 +547,14 @@ class QualityTracker:
                 break
             try:
                 self.flush()
-                if self._clock() >= self._next_purge:
+                now = self._clock()
+                if now >= self._next_claim:
+                    # Labels other processes wrote (``inferwatch feedback import``, a
+                    # replica's feedback before this one's prediction) are counted here.
+                    self._next_claim = now + _CLAIM_INTERVAL_S
+                    with self._drain_lock:
+                        self._claim()
+                if now >= self._next_purge:
                     self.purge()
             except Exception as exc:
                 self._internal_error(exc)
@@ -682,7 +694,7 @@ class QualityTracker:
         [status] = self._write_labels([LabelRow(rid, value, when)])
         return _outcome(status)
 
-    def _write_labels(self, rows: Sequence[LabelRow]) -> list[LabelStatus]:
+    def _write_labels(self, rows: Sequence[LabelRow], *, join: bool = True) -> list[LabelStatus]:
         now = self._clock()
         with self._drain_lock:
             statuses = self.log.write_labels(
@@ -692,17 +704,22 @@ class QualityTracker:
                 for status in statuses:
                     if status in ("duplicate", "expired"):
                         self._add(self._unmatched, status, 1.0)
-            self._claim()
+            if join:
+                self._claim()
         return statuses
 
     def import_feedback_csv(
-        self, path: str | os.PathLike[str], *, batch_size: int = 1000
+        self, path: str | os.PathLike[str], *, batch_size: int = 1000, join: bool = True
     ) -> FeedbackImport:
         """Import labels from a CSV file with a header row ``request_id,label[,timestamp]``
         (other columns are ignored; ``timestamp`` is seconds since the epoch or ISO 8601,
         UTC when it has no offset). Bad rows are reported in ``errors`` (file, line,
         field) and counted as unmatched ``invalid``; good rows are imported, each one
         whole or not at all, in transactions of ``batch_size`` rows.
+
+        ``join=False`` only stores the labels (counted in ``stored``): the service that
+        logs the predictions joins and counts them within a few seconds, so the quality
+        series appear on its ``/metrics`` (what ``inferwatch feedback import`` does).
         """
         name = Path(path).name
         result = FeedbackImport(file=str(path))
@@ -728,9 +745,9 @@ class QualityTracker:
                     result.invalid += 1
                     result.errors.append(f"{name}:{reader.line_num}: {exc}")
                 if len(batch) >= batch_size:
-                    self._import_batch(batch, result)
+                    self._import_batch(batch, result, join)
                     batch = []
-            self._import_batch(batch, result)
+            self._import_batch(batch, result, join)
         if result.invalid:
             with self._lock:
                 self._add(self._unmatched, "invalid", float(result.invalid))
@@ -755,12 +772,15 @@ class QualityTracker:
         stamp = (record.get("timestamp") or "").strip()
         return LabelRow(rid, value, _parse_time(stamp) if stamp else self._clock())
 
-    def _import_batch(self, batch: list[LabelRow], result: FeedbackImport) -> None:
+    def _import_batch(self, batch: list[LabelRow], result: FeedbackImport, join: bool) -> None:
         if not batch:
             return
-        for status in self._write_labels(batch):
+        for status in self._write_labels(batch, join=join):
             if status == "stored":
-                result.joined += 1
+                if join:
+                    result.joined += 1
+                else:
+                    result.stored += 1
             else:
                 setattr(result, status, getattr(result, status) + 1)
 
