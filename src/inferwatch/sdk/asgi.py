@@ -1,20 +1,25 @@
-"""ASGI middleware: per-route HTTP metrics and a ``/metrics`` endpoint.
+"""ASGI middleware: per-route HTTP metrics, ``/metrics``, ``/healthz`` and ``/readyz``.
 
 A plain ASGI class (no ``BaseHTTPMiddleware``), so it adds one closure and one list
 append per request. The route label is the route *template* (``/items/{id}``) that
 the router matched, read from ``scope["route"]`` after the app ran, never the raw path,
-so that label values stay bounded.
+so that label values stay bounded. Requests to the metrics and health paths are answered
+by the middleware itself and are not counted in the HTTP metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferwatch.exposition import render
 from inferwatch.sdk.registry import Registry
+
+if TYPE_CHECKING:
+    from inferwatch.health.checks import Readiness
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,21 +40,46 @@ def route_template(scope: Scope) -> str:
 
 
 class MetricsMiddleware:
-    """Records every HTTP request and answers ``metrics_path`` with the registry's metrics."""
+    """Records every HTTP request and answers ``metrics_path`` with the registry's metrics.
+
+    With ``healthz_path``, answers liveness (``200 {"status": "ok"}``, from the event
+    loop itself); with ``readyz_path`` and a ``readiness``, answers readiness (200 or 503
+    with the JSON report of :class:`~inferwatch.health.Readiness`). ``None`` disables a path.
+    """
 
     def __init__(
-        self, app: ASGIApp, registry: Registry, metrics_path: str | None = "/metrics"
+        self,
+        app: ASGIApp,
+        registry: Registry,
+        metrics_path: str | None = "/metrics",
+        *,
+        healthz_path: str | None = None,
+        readyz_path: str | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
         self.metrics_path = metrics_path
+        self.healthz_path = healthz_path
+        self.readyz_path = readyz_path if readiness is not None else None
+        self.readiness = readiness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] == self.metrics_path and scope["method"] in ("GET", "HEAD"):
-            await self._serve_metrics(scope, send)
+        path = scope["path"]
+        if scope["method"] in ("GET", "HEAD") and path in (
+            self.metrics_path,
+            self.healthz_path,
+            self.readyz_path,
+        ):
+            if path == self.metrics_path:
+                await self._serve_metrics(scope, send)
+            elif path == self.healthz_path:
+                await _send_json(scope, send, 200, {"status": "ok"})
+            else:
+                await self._serve_readiness(scope, send)
             return
         t0 = perf_counter_ns()
         status = 500
@@ -91,10 +121,53 @@ class MetricsMiddleware:
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
         )
 
+    async def _serve_readiness(self, scope: Scope, send: Send) -> None:
+        assert self.readiness is not None
+        try:
+            report = await self.readiness.check_async()
+        except Exception as exc:
+            # A bug in inferwatch must read as not-ready, never as a crashed endpoint.
+            self.registry.internal_error("readiness", exc)
+            body = {"status": "fail", "checks": [], "error": f"{type(exc).__name__}: {exc}"}
+            await _send_json(scope, send, 503, body)
+            return
+        await _send_json(scope, send, report.http_status, report.to_json())
 
-def instrument_asgi(app: Any, registry: Registry, *, metrics_path: str | None) -> Any:
+
+async def _send_json(scope: Scope, send: Send, status: int, payload: object) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+def instrument_asgi(
+    app: Any,
+    registry: Registry,
+    *,
+    metrics_path: str | None,
+    healthz_path: str | None = None,
+    readyz_path: str | None = None,
+    readiness: Readiness | None = None,
+) -> Any:
     """Add :class:`MetricsMiddleware` to a Starlette/FastAPI app, or wrap any ASGI app."""
+    options: dict[str, Any] = {
+        "healthz_path": healthz_path,
+        "readyz_path": readyz_path,
+        "readiness": readiness,
+    }
     if hasattr(app, "add_middleware"):
-        app.add_middleware(MetricsMiddleware, registry=registry, metrics_path=metrics_path)
+        app.add_middleware(
+            MetricsMiddleware, registry=registry, metrics_path=metrics_path, **options
+        )
         return app
-    return MetricsMiddleware(app, registry, metrics_path)
+    return MetricsMiddleware(app, registry, metrics_path, **options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from inferwatch._errors import ConfigError
@@ -12,6 +12,8 @@ from inferwatch.sdk.registry import Registry, default_registry
 from inferwatch.sdk.track import BatchSize, Inference, wrap
 
 if TYPE_CHECKING:
+    from inferwatch.health.checks import Readiness
+    from inferwatch.health.probe import JSONCheck, ProbeRunner
     from inferwatch.server.metrics_server import MetricsServer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,19 +79,138 @@ class Monitor:
             self._recorder.rejected.append(0)
         self._recorder.maybe_fold()
 
-    def instrument(self, app: Any, *, metrics_path: str | None = "/metrics") -> Any:
-        """Add per-route HTTP metrics to a web app and serve ``metrics_path`` on it.
+    def instrument(
+        self,
+        app: Any,
+        *,
+        metrics_path: str | None = "/metrics",
+        healthz_path: str | None = "/healthz",
+        readyz_path: str | None = "/readyz",
+    ) -> Any:
+        """Add per-route HTTP metrics to a web app and serve ``metrics_path``, liveness on
+        ``healthz_path`` and readiness (see :meth:`readiness`) on ``readyz_path``.
 
         Works with ASGI apps (FastAPI, Starlette, or any ASGI callable) and Flask (WSGI).
         For FastAPI/Starlette/Flask the app is changed in place and returned; for any
         other ASGI callable the wrapped app is returned and must be served instead.
+        Pass ``None`` for a path to leave it to the app. Requests to these paths are not
+        counted in the HTTP metrics.
         """
         from inferwatch.sdk.asgi import instrument_asgi
         from inferwatch.sdk.wsgi import instrument_flask, is_flask
 
+        paths: dict[str, Any] = {
+            "metrics_path": metrics_path,
+            "healthz_path": healthz_path,
+            "readyz_path": readyz_path,
+            "readiness": self._readiness() if readyz_path is not None else None,
+        }
         if is_flask(app):
-            return instrument_flask(app, self.registry, metrics_path=metrics_path)
-        return instrument_asgi(app, self.registry, metrics_path=metrics_path)
+            return instrument_flask(app, self.registry, **paths)
+        return instrument_asgi(app, self.registry, **paths)
+
+    def readiness(
+        self,
+        *,
+        canary: Callable[..., Any] | None = None,
+        samples: Sequence[Any] | None = None,
+        validator: Callable[[Any], object] | None = None,
+        latency_budget_s: float | None = None,
+        canary_timeout_s: float | None = None,
+        requires_gpu: bool = False,
+        cache_s: float = 10.0,
+        model_loaded: bool | Callable[[], bool] | None = None,
+        nvml: Any | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Readiness:
+        """Configure what ``/readyz`` checks (replacing an earlier configuration).
+
+        - ``canary``: the model call (sync or async), run as ``canary(sample)`` on each of
+          ``samples`` (or ``canary()`` once without samples); a sync one on its own
+          thread, never on the event loop. It is given up after ``canary_timeout_s``
+          (default: twice the budget, at least 5 s).
+        - ``validator(output)``: truthy to accept; falsy or an exception to reject (the
+          exception's message is the reason ``/readyz`` shows).
+        - ``latency_budget_s``: the most the whole canary run may take.
+        - ``requires_gpu``: NVML must report a GPU (``nvml=FakeNVML(...)`` in tests).
+        - ``cache_s``: how long a result is reused, so probes do not run the model often.
+        - ``model_loaded``: a bool, or a callable asked at each evaluation and scrape;
+          or call :meth:`set_model_loaded`.
+
+        Returns the :class:`~inferwatch.health.Readiness`; its ``check()`` evaluates
+        readiness outside a web app.
+        """
+        return self._readiness().configure(
+            canary=canary,
+            samples=samples,
+            validator=validator,
+            latency_budget_s=latency_budget_s,
+            canary_timeout_s=canary_timeout_s,
+            requires_gpu=requires_gpu,
+            cache_s=cache_s,
+            model_loaded=model_loaded,
+            nvml=nvml,
+            clock=clock,
+        )
+
+    def set_model_loaded(self, loaded: bool = True) -> None:
+        """Say whether the model is loaded (``inferwatch_model_loaded``; ``/readyz`` fails
+        while it is not). ``/readyz`` re-evaluates at once, ignoring the cache."""
+        self._readiness().set_model_loaded(loaded)
+
+    def probe(
+        self,
+        name: str,
+        url: str,
+        *,
+        method: str = "GET",
+        body: bytes | str | Mapping[str, Any] | Sequence[Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        interval_s: float = 15.0,
+        timeout_s: float = 5.0,
+        expected_status: Sequence[int] = (200,),
+        checks: Sequence[JSONCheck] = (),
+        labels: Mapping[str, str] | None = None,
+    ) -> ProbeRunner:
+        """Probe a remote model endpoint every ``interval_s`` from a background thread.
+
+        See :class:`~inferwatch.health.Probe` for the arguments. The probes of one
+        monitor share one :class:`~inferwatch.health.ProbeRunner`, registered in its
+        registry (``probe_success{probe=name}``, ...) and started on the first call;
+        it is returned (call ``stop()`` on it to end probing).
+        """
+        from inferwatch.health.probe import Probe, ProbeRunner
+
+        probe = Probe(
+            name,
+            url,
+            method=method,
+            body=body,
+            headers=dict(headers or {}),
+            interval_s=interval_s,
+            timeout_s=timeout_s,
+            expected_status=expected_status,
+            checks=checks,
+            labels=dict(labels or {}),
+        )
+        candidate = ProbeRunner()
+        runner: ProbeRunner = self.__dict__.setdefault("_probe_runner", candidate)
+        if runner is candidate:
+            self.registry.register(runner)
+        runner.add(probe)
+        return runner.start()
+
+    def _readiness(self) -> Readiness:
+        """This monitor's readiness checks, created and registered on first use."""
+        readiness: Readiness | None = self.__dict__.get("_readiness_state")
+        if readiness is None:
+            from inferwatch.health.checks import Readiness
+
+            candidate = Readiness(model=self.model, version=self.version)
+            readiness = self.__dict__.setdefault("_readiness_state", candidate)
+            if readiness is candidate:
+                self.registry.register(candidate)
+        return readiness
 
     def serve_metrics(self, port: int = 9108, addr: str = "127.0.0.1") -> MetricsServer:
         """Serve ``/metrics`` from a background thread (for scripts and batch workers).

@@ -1,19 +1,24 @@
-"""WSGI middleware for Flask: per-route HTTP metrics and a ``/metrics`` endpoint.
+"""WSGI middleware for Flask: per-route HTTP metrics, ``/metrics``, ``/healthz``, ``/readyz``.
 
 The route template comes from Flask's ``request.url_rule`` (stored in the WSGI
 environ by a ``before_request`` hook); the latency runs until the response body has
-been sent (the iterable's ``close()``).
+been sent (the iterable's ``close()``). Requests to the metrics and health paths are
+answered by the middleware and are not counted in the HTTP metrics.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferwatch.exposition import render
 from inferwatch.sdk.registry import Registry
+
+if TYPE_CHECKING:
+    from inferwatch.health.checks import Readiness
 
 ROUTE_KEY = "inferwatch.route"
 UNMATCHED = "<unmatched>"
@@ -54,21 +59,43 @@ class _TimedBody:
 
 
 class WSGIMetricsMiddleware:
-    """Records every request of a WSGI app and answers ``metrics_path``."""
+    """Records every request of a WSGI app and answers ``metrics_path``, ``healthz_path``
+    and (with a ``readiness``) ``readyz_path``; ``None`` disables a path."""
 
-    def __init__(self, app: WSGIApp, registry: Registry, metrics_path: str | None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        registry: Registry,
+        metrics_path: str | None,
+        *,
+        healthz_path: str | None = None,
+        readyz_path: str | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
         self.app = app
         self.registry = registry
         self.metrics_path = metrics_path
+        self.healthz_path = healthz_path
+        self.readyz_path = readyz_path if readiness is not None else None
+        self.readiness = readiness
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        if environ.get("PATH_INFO") == self.metrics_path and method in ("GET", "HEAD"):
-            body, content_type = render(self.registry, environ.get("HTTP_ACCEPT"))
-            start_response(
-                "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-            )
-            return [b"" if method == "HEAD" else body]
+        path = environ.get("PATH_INFO")
+        if method in ("GET", "HEAD") and path in (
+            self.metrics_path,
+            self.healthz_path,
+            self.readyz_path,
+        ):
+            if path == self.metrics_path:
+                body, content_type = render(self.registry, environ.get("HTTP_ACCEPT"))
+                start_response(
+                    "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+                )
+                return [b"" if method == "HEAD" else body]
+            if path == self.healthz_path:
+                return _json_response(start_response, method, 200, {"status": "ok"})
+            return self._readiness(start_response, method)
         t0 = perf_counter_ns()
         status = [500]
 
@@ -91,8 +118,44 @@ class WSGIMetricsMiddleware:
             raise
         return _TimedBody(response, record)
 
+    def _readiness(self, start_response: StartResponse, method: str) -> Iterable[bytes]:
+        assert self.readiness is not None
+        try:
+            report = self.readiness.check()
+        except Exception as exc:
+            self.registry.internal_error("readiness", exc)
+            body = {"status": "fail", "checks": [], "error": f"{type(exc).__name__}: {exc}"}
+            return _json_response(start_response, method, 503, body)
+        return _json_response(start_response, method, report.http_status, report.to_json())
 
-def instrument_flask(app: Any, registry: Registry, *, metrics_path: str | None) -> Any:
+
+_REASONS = {200: "200 OK", 503: "503 Service Unavailable"}
+
+
+def _json_response(
+    start_response: StartResponse, method: str, status: int, payload: object
+) -> Iterable[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(
+        _REASONS.get(status, str(status)),
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [b"" if method == "HEAD" else body]
+
+
+def instrument_flask(
+    app: Any,
+    registry: Registry,
+    *,
+    metrics_path: str | None,
+    healthz_path: str | None = None,
+    readyz_path: str | None = None,
+    readiness: Readiness | None = None,
+) -> Any:
     """Install the middleware and the route-template hook on a Flask app."""
     from flask import request
 
@@ -102,5 +165,12 @@ def instrument_flask(app: Any, registry: Registry, *, metrics_path: str | None) 
             request.environ[ROUTE_KEY] = rule.rule
 
     app.before_request(remember_route)
-    app.wsgi_app = WSGIMetricsMiddleware(app.wsgi_app, registry, metrics_path)
+    app.wsgi_app = WSGIMetricsMiddleware(
+        app.wsgi_app,
+        registry,
+        metrics_path,
+        healthz_path=healthz_path,
+        readyz_path=readyz_path,
+        readiness=readiness,
+    )
     return app
