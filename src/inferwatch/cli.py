@@ -123,6 +123,16 @@ def server(
     external_url: Annotated[
         str, typer.Option(help="The URL users reach this server at (for links in alerts).")
     ] = "",
+    probes: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--probes",
+            exists=True,
+            dir_okay=False,
+            help="A synthetic probe file (see examples/probes.yml); repeat for more. "
+            "Its probe_* series go into the store, for rules and queries.",
+        ),
+    ] = None,
 ) -> None:
     """Run Prometheus's and Alertmanager's jobs in one process, from their config files."""
     try:
@@ -144,6 +154,7 @@ def server(
             host=host,
             port=port,
             external_url=external_url,
+            probe_files=[str(p) for p in probes or ()],
             echo=_echo,
         )
     except (InferwatchError, OSError) as exc:

@@ -145,7 +145,7 @@ def start_server(
 ) -> Callable[..., ServerProcess]:
     """``start_server(port=None)``: run the server on ``setup``'s files; return once ready."""
 
-    def start(port: int | None = None) -> ServerProcess:
+    def start(port: int | None = None, extra: Sequence[str] = ()) -> ServerProcess:
         port = port or free_port()
         spawned = spawn(
             [
@@ -161,6 +161,7 @@ def start_server(
                 str(setup.dir / "inferwatch.db"),
                 "--port",
                 str(port),
+                *extra,
             ]
         )
         server = ServerProcess(spawned, f"http://127.0.0.1:{port}")
@@ -381,6 +382,48 @@ def test_broken_config_at_start_exits_non_zero_naming_the_problem(
         assert part in output, output
     assert "Traceback" not in output, output
     assert "inferwatch server on" not in output, output
+
+
+def test_probes_from_a_file_land_in_the_store_as_probe_series(
+    setup: Setup, start_server: Callable[..., ServerProcess]
+) -> None:
+    probes = setup.dir / "probes.yml"
+    probes.write_text(
+        "probes:\n"
+        "- name: up\n"
+        f"  url: http://{setup.instance}/metrics\n"
+        "  interval: 1s\n"
+        "  timeout: 1s\n"
+        "- name: down\n"
+        f"  url: http://127.0.0.1:{free_port()}/predict\n"
+        "  interval: 1s\n"
+        "  timeout: 1s\n"
+    )
+    server = start_server(extra=["--probes", str(probes)])
+
+    def success() -> dict[str, str]:
+        result = server.get("/api/v1/query?query=probe_success")["data"]["result"]
+        return {r["metric"]["probe"]: r["value"][1] for r in result}
+
+    wait_until(lambda: len(success()) == 2, "both probes have results in the store", server)
+    assert success() == {"up": "1", "down": "0"}
+    codes = server.get("/api/v1/query?query=probe_http_status_code")["data"]["result"]
+    assert {r["metric"]["probe"]: r["value"][1] for r in codes} == {"up": "200", "down": "0"}
+    assert server.stop() == 0
+
+
+def test_a_broken_probe_file_stops_the_start_naming_file_and_line(
+    setup: Setup, spawn: Callable[[Sequence[str]], Spawned]
+) -> None:
+    probes = setup.dir / "probes.yml"
+    probes.write_text("probes:\n- name: p\n  url: http://127.0.0.1:1/\n  method: FETCH\n")
+    spawned = spawn(
+        [sys.executable, "-m", "inferwatch", "server", "--db", str(setup.dir / "x.db"),
+         "--port", str(free_port()), "--probes", str(probes)]
+    )  # fmt: skip
+    assert spawned.process.wait(timeout=30) == 1
+    output = spawned.output()
+    assert "probes.yml:4" in output and "FETCH" in output, output
 
 
 def _unix(rfc3339: str) -> float:

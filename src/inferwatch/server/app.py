@@ -26,16 +26,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from inferwatch._errors import InferwatchError
+from inferwatch._errors import ConfigError, InferwatchError
 from inferwatch.alerting.alert import Alert, AlertSink
 from inferwatch.server.config import ServerConfig, load_server_config
+
+if TYPE_CHECKING:
+    from inferwatch.health import ProbeRunner
 
 log = logging.getLogger("inferwatch.server")
 
@@ -67,6 +70,9 @@ class Server:
     config). ``db``: the store's SQLite file; the Alertmanager's state (alerts,
     silences, notification log, outbox) lives beside it in ``<db>.alerting``.
     ``registry``: this process's own metrics, collected into the store.
+    ``probe_files``: synthetic probe files (see :func:`~inferwatch.health.load_probe_file`);
+    their ``probe_*`` series are collected into the store with this process's metrics,
+    so rules can alert on them.
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class Server:
         db: str = "inferwatch.db",
         external_url: str = "",
         registry: Any = None,
+        probe_files: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         from inferwatch.alerting.alertmanager import Alertmanager
@@ -97,6 +104,15 @@ class Server:
             if alertmanager_config_path
             else None
         )
+        self.probe_files = list(probe_files)
+        self.probes = self._load_probes(self.probe_files)
+        if self.probes is not None and registry is None:
+            from inferwatch.sdk.registry import Registry
+
+            registry = Registry(collectors=[], include_default_registry=False, multiprocess=False)
+        self.registry = registry
+        if self.probes is not None:
+            registry.register(self.probes)
         self.store = Store(db)
         self.engine = Engine(self.store)
         self.alertmanager: Alertmanager | None = None
@@ -131,6 +147,7 @@ class Server:
                 self.config.scrape_configs,
                 clock=clock,
                 registry=registry,
+                registry_interval=self.config.scrape_interval_s,
                 on_scrape=lambda target, result: self.rules.trigger(),
             )
         except BaseException:
@@ -147,11 +164,15 @@ class Server:
             self.alertmanager.start()
         self.rules.start()
         self.scrape.start()
+        if self.probes is not None:
+            self.probes.start()
         self.ready = True
 
     def stop(self) -> None:
         """Stop everything and close the store (what is acknowledged is on disk)."""
         self.ready = False
+        if self.probes is not None:
+            self.probes.stop()
         self.scrape.stop()
         self.rules.stop()
         for client in self.clients:
@@ -175,10 +196,36 @@ class Server:
                 am_config = load_config(
                     self.alertmanager_config_path, default_group_wait_s=DEFAULT_GROUP_WAIT_S
                 )
+            probes = self._load_probes(self.probe_files)
             self.rules.load(config.rule_files)
             if am_config is not None and self.alertmanager is not None:
                 self.alertmanager.reload(am_config)
             self.config = config
+            if probes is not None and self.probes is not None:
+                old, self.probes = self.probes, probes
+                old.stop()
+                self.registry.unregister(old)
+                self.registry.register(probes)
+                if self.ready:
+                    probes.start()
+
+    @staticmethod
+    def _load_probes(files: Sequence[str]) -> ProbeRunner | None:
+        """A runner of the probes of ``files`` (not started), or None without files."""
+        if not files:
+            return None
+        from inferwatch.health import ProbeRunner, load_probe_file
+
+        probes = [probe for file in files for probe in load_probe_file(file)]
+        names = [p.name for p in probes]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(
+                    f"probe {name!r} is defined twice in {', '.join(files)}",
+                    field="name",
+                    value=name,
+                )
+        return ProbeRunner(probes)
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -234,6 +281,7 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 9090,
     external_url: str = "",
+    probe_files: Sequence[str] = (),
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run :class:`Server` with uvicorn until Ctrl-C or SIGTERM; SIGHUP reloads."""
@@ -243,7 +291,11 @@ def run_server(
 
     url = external_url or f"http://{host}:{port}"
     server = Server(
-        config_path, alertmanager_config_path=alertmanager_config_path, db=db, external_url=url
+        config_path,
+        alertmanager_config_path=alertmanager_config_path,
+        db=db,
+        external_url=url,
+        probe_files=probe_files,
     )
 
     def on_hup(signum: int, frame: object) -> None:
@@ -267,6 +319,8 @@ def run_server(
     if server.alertmanager is not None:
         echo(f"  Alertmanager API  {url}/api/v2 (alerts, silences, status)")
     echo(f"  store             {db}")
+    if server.probes is not None:
+        echo(f"  probes            {len(server.probes.probes)} from {', '.join(probe_files)}")
     try:
         uv.run()
     finally:
