@@ -613,11 +613,10 @@ def _extrapolated(
         to_zero = sampled * (first_v / np.where(result == 0, 1.0, result))
         to_start = np.where(zero_ok & (to_zero < to_start), to_zero, to_start)
     to_end = np.where(to_end >= threshold, avg / 2, to_end)
-    # Prometheus's order of operations, for the same last bit: scale, then divide.
-    result = result * ((sampled + to_start + to_end) / sampled)
+    factor = (sampled + to_start + to_end) / sampled
     if rate:
-        result = result / (mat.range_ms / 1000.0)
-    return result, present
+        factor = factor / (mat.range_ms / 1000.0)
+    return result * factor, present
 
 
 def _rate(
