@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -12,11 +13,16 @@ from inferwatch.sdk.registry import Registry, default_registry
 from inferwatch.sdk.track import BatchSize, Inference, wrap
 
 if TYPE_CHECKING:
+    import os
+
+    from inferwatch.analyze.predlog import PredictionLog
+    from inferwatch.analyze.quality import FeedbackOutcome, QualityTracker, Task
     from inferwatch.health.checks import Readiness
     from inferwatch.health.probe import JSONCheck, ProbeRunner
     from inferwatch.server.metrics_server import MetricsServer
 
 F = TypeVar("F", bound=Callable[..., Any])
+_DEFAULT_LOCK = threading.Lock()
 
 
 class Monitor:
@@ -45,6 +51,7 @@ class Monitor:
         self.version = version
         self.registry = registry if registry is not None else default_registry()
         self._recorder = self.registry.inference_recorder(model, version)
+        self._quality: QualityTracker | None = None
         # Join the worker group now, so siblings find this worker before any scrape.
         self.registry.worker_group()
 
@@ -211,6 +218,85 @@ class Monitor:
             if readiness is candidate:
                 self.registry.register(candidate)
         return readiness
+
+    # -- quality from delayed labels ---------------------------------------------------
+
+    def quality(
+        self,
+        *,
+        log: str | os.PathLike[str] | PredictionLog = "inferwatch-predictions.db",
+        task: Task = "classification",
+        classes: Sequence[object] = (),
+        retention_s: float = 7 * 86400.0,
+        pending_ttl_s: float = 3600.0,
+    ) -> QualityTracker:
+        """Configure where :meth:`log_prediction` and :meth:`feedback` keep predictions
+        and how labels are read; replaces (and closes) an earlier configuration.
+
+        ``log``: a SQLite file, or a ``postgresql://`` URL that several replicas share
+        (a label given to any replica is then joined and counted exactly once).
+        ``task``: ``classification`` (accuracy, confusion matrix, per-class precision,
+        recall, F1 through ``examples/rules/model-quality.yml``) or ``regression`` (MAE,
+        RMSE, MAPE). ``retention_s``: how long a prediction waits for its label.
+        ``pending_ttl_s``: how long a label waits for a prediction not yet logged.
+        Without a call, the first :meth:`log_prediction` uses the defaults.
+        """
+        from inferwatch.analyze.quality import QualityTracker
+
+        tracker = QualityTracker(
+            self.model,
+            self.version,
+            log=log,
+            task=task,
+            classes=classes,
+            retention_s=retention_s,
+            pending_ttl_s=pending_ttl_s,
+            registry=self.registry,
+        )
+        old, self._quality = self._quality, tracker
+        if old is not None:
+            old.close()
+        return tracker
+
+    def log_prediction(
+        self,
+        request_id: object,
+        prediction: object,
+        score: object = None,
+        features: Mapping[str, object] | None = None,
+    ) -> None:
+        """Log one prediction for the label that may come later (:meth:`feedback`).
+
+        ``score``: the confidence (a number, or per-class scores: the largest counts).
+        ``features``: stored with the prediction (JSON). A fraction of a microsecond on
+        the request path: the log is written by a background thread. Never raises.
+        """
+        try:
+            tracker = self._quality
+            if tracker is None:
+                tracker = self._default_quality()
+            tracker.log_prediction(request_id, prediction, score, features)
+        except Exception as exc:
+            self.registry.internal_error("quality", exc)
+
+    def feedback(self, request_id: object, label: object, *, at: object = None) -> FeedbackOutcome:
+        """Give the true label of an earlier prediction (minutes or days later).
+
+        Returns ``joined``, ``pending`` (no prediction with that id yet; joined when it
+        comes), ``duplicate`` (the first label stands) or ``expired``; none of them is
+        an error. A label of the wrong type for the task raises
+        :class:`~inferwatch.ConfigError` naming the field. ``at``: when the label became
+        known (default now), for ``inferwatch_label_delay_seconds``.
+        """
+        tracker = self._quality if self._quality is not None else self._default_quality()
+        return tracker.feedback(request_id, label, at=at)
+
+    def _default_quality(self) -> QualityTracker:
+        with _DEFAULT_LOCK:  # two first calls at once make one tracker
+            if self._quality is None:
+                self.quality()
+        assert self._quality is not None
+        return self._quality
 
     def serve_metrics(self, port: int = 9108, addr: str = "127.0.0.1") -> MetricsServer:
         """Serve ``/metrics`` from a background thread (for scripts and batch workers).
