@@ -4,3 +4,9 @@ Quality from delayed labels (:mod:`inferwatch.analyze.quality`) and drift of fea
 predictions against a reference profile (:mod:`inferwatch.analyze.drift`). Each exports
 its results as ordinary series, so dashboards and alert rules read them through PromQL.
 """
+
+from inferwatch.analyze.drift import DriftDetector, FeatureDrift
+from inferwatch.analyze.profile import ReferenceProfile
+from inferwatch.analyze.quality import FeedbackImport, QualityTracker
+
+__all__ = ["DriftDetector", "FeatureDrift", "FeedbackImport", "QualityTracker", "ReferenceProfile"]

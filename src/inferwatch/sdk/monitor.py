@@ -15,7 +15,9 @@ from inferwatch.sdk.track import BatchSize, Inference, wrap
 if TYPE_CHECKING:
     import os
 
+    from inferwatch.analyze.drift import DriftDetector
     from inferwatch.analyze.predlog import PredictionLog
+    from inferwatch.analyze.profile import FeatureKind, ReferenceProfile
     from inferwatch.analyze.quality import FeedbackOutcome, QualityTracker, Task
     from inferwatch.health.checks import Readiness
     from inferwatch.health.probe import JSONCheck, ProbeRunner
@@ -52,6 +54,7 @@ class Monitor:
         self.registry = registry if registry is not None else default_registry()
         self._recorder = self.registry.inference_recorder(model, version)
         self._quality: QualityTracker | None = None
+        self._drift: DriftDetector | None = None
         # Join the worker group now, so siblings find this worker before any scrape.
         self.registry.worker_group()
 
@@ -268,7 +271,8 @@ class Monitor:
         """Log one prediction for the label that may come later (:meth:`feedback`).
 
         ``score``: the confidence (a number, or per-class scores: the largest counts).
-        ``features``: stored with the prediction (JSON). A fraction of a microsecond on
+        ``features``: stored with the prediction (JSON), and watched for drift when
+        :meth:`drift` was called (with ``prediction``). A fraction of a microsecond on
         the request path: the log is written by a background thread. Never raises.
         """
         try:
@@ -278,6 +282,9 @@ class Monitor:
             tracker.log_prediction(request_id, prediction, score, features)
         except Exception as exc:
             self.registry.internal_error("quality", exc)
+        detector = self._drift
+        if detector is not None and features is not None:
+            detector.observe(features, prediction)  # never raises
 
     def feedback(self, request_id: object, label: object, *, at: object = None) -> FeedbackOutcome:
         """Give the true label of an earlier prediction (minutes or days later).
@@ -290,6 +297,45 @@ class Monitor:
         """
         tracker = self._quality if self._quality is not None else self._default_quality()
         return tracker.feedback(request_id, label, at=at)
+
+    # -- drift -------------------------------------------------------------------------
+
+    def drift(
+        self,
+        reference: ReferenceProfile | None = None,
+        *,
+        features: Mapping[str, FeatureKind] | None = None,
+        prediction: FeatureKind | None = None,
+        **options: Any,
+    ) -> DriftDetector:
+        """Watch features and predictions for drift against ``reference``; replaces an
+        earlier configuration.
+
+        ``reference``: a profile of the training data
+        (:meth:`ReferenceProfile.from_data <inferwatch.analyze.profile.ReferenceProfile.from_data>`,
+        or loaded from the JSON saved beside the model). Without one, give ``features``
+        (name -> ``"numeric"`` / ``"categorical"``) and the first production rows become
+        the reference. ``options``: the other arguments of
+        :class:`~inferwatch.analyze.drift.DriftDetector` (``window``, ``min_rows``,
+        ``numeric_test``, ``alpha``, ...). Rows come from :meth:`log_prediction`'s
+        ``features``, or from ``observe`` / ``observe_batch`` on the detector returned.
+        Exports ``inferwatch_drift_*{feature}``; alert on them with ordinary rules.
+        """
+        from inferwatch.analyze.drift import DriftDetector
+
+        detector = DriftDetector(
+            self.model,
+            self.version,
+            reference=reference,
+            features=features,
+            prediction=prediction,
+            registry=self.registry,
+            **options,
+        )
+        old, self._drift = self._drift, detector
+        if old is not None:
+            self.registry.unregister(old)
+        return detector
 
     def _default_quality(self) -> QualityTracker:
         with _DEFAULT_LOCK:  # two first calls at once make one tracker
