@@ -1,7 +1,7 @@
 """A real Prometheus evaluates the example rules and alerts through ``inferwatch server``.
 
 Prometheus 2.42 scrapes an instrumented app whose model is not loaded
-(``inferwatch_model_loaded 0``, from an inferwatch :class:`~inferwatch.Registry`),
+(``inferwatch_model_loaded 0``, from an inferwatch :class:`~inferwatch.Monitor`),
 evaluates ``examples/rules/model-serving.yml`` unchanged, and sends its alerts to an
 ``inferwatch server`` that runs only the embedded Alertmanager (``alerting.alertmanagers``
 points at it). That server's webhook receiver must get ``ModelNotLoaded`` exactly once,
@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from inferwatch.sdk.registry import Registry
+from inferwatch import Monitor, Registry
 from inferwatch.server.metrics_server import MetricsServer
 from inferwatch.testing import WebhookReceiver
 from tests.conftest import Spawned
@@ -52,19 +52,10 @@ def rule_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app() -> Iterator[MetricsServer]:
-    """An instrumented app: one model version loaded, one not."""
+    """An instrumented app: one model version loaded, one not (as Monitor reports it)."""
     registry = Registry(collectors=[], include_default_registry=False, multiprocess=False)
-    loaded = registry.gauge(
-        "inferwatch_model_loaded",
-        "1 when the model is loaded and serving.",
-        ["model", "version"],
-    )
-    loaded.labels(model="digits", version="2").set(0)
-    loaded.labels(model="digits", version="1").set(1)
-    accuracy = registry.gauge(
-        "inferwatch_model_accuracy_ratio", "Accuracy on labelled feedback.", ["model", "version"]
-    )
-    accuracy.labels(model="digits", version="1").set(0.97)
+    Monitor("digits", "2", registry=registry).set_model_loaded(False)
+    Monitor("digits", "1", registry=registry).set_model_loaded(True)
     server = MetricsServer(registry, port=0).start()
     try:
         yield server

@@ -14,8 +14,6 @@ ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "rules"
 RULE_FILES = sorted(p for p in EXAMPLES.glob("*.yml") if not p.name.endswith(".test.yml"))
 TEST_FILES = sorted(EXAMPLES.glob("*.test.yml"))
-# Named in the example as metrics inferwatch does not export yet (see its header).
-NOT_YET_EXPORTED = {"inferwatch_model_accuracy_ratio", "inferwatch_model_loaded"}
 EXPECTED_ALERTS = {
     "HighCPUUsage",
     "HighMemoryUsage",
@@ -88,4 +86,4 @@ def test_the_examples_use_metric_names_inferwatch_exports() -> None:
     for rule in alerts():
         for name in re.findall(r"\b(?:inferwatch|system|gpu|process)_[a-z_]+\b", rule.expr):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
-            assert base in exported or base in NOT_YET_EXPORTED, (rule.alert, name)
+            assert base in exported, (rule.alert, name)

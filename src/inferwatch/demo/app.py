@@ -24,8 +24,10 @@ import random
 import signal
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
 N_FEATURES = 64
 #: Most rows one ``/predict`` call accepts.
 MAX_INSTANCES = 256
+#: The feature names of the pixels, as the drift series label them.
+PIXELS = tuple(f"pixel_{i}" for i in range(N_FEATURES))
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -76,12 +80,50 @@ class PredictRequest(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    """The answer of ``POST /predict``: one predicted digit per row."""
+    """The answer of ``POST /predict``: one predicted digit per row, and the request id
+    of each row to give its true label with ``POST /feedback``."""
 
     predictions: list[int]
     probabilities: list[list[float]] | None = None
+    request_ids: list[str]
     model: str
     version: str
+
+
+class Label(BaseModel):
+    """The true digit of one earlier prediction."""
+
+    request_id: Annotated[str, Field(min_length=1, max_length=200)]
+    label: Annotated[int, Strict(), Field(ge=0, le=9)]
+
+
+class FeedbackRequest(BaseModel):
+    """The body of ``POST /feedback``: true labels, minutes or days after the predictions."""
+
+    labels: Annotated[list[Label], Field(min_length=1, max_length=10_000)]
+
+
+class FeedbackResponse(BaseModel):
+    """How many labels were joined with their prediction, waited for one, repeated one,
+    or came after it expired."""
+
+    joined: int = 0
+    pending: int = 0
+    duplicate: int = 0
+    expired: int = 0
+
+
+class Faults(BaseModel):
+    """Faults to inject, to watch the monitoring catch them.
+
+    ``model``: the model answers the next digit (as if a bad model were deployed):
+    accuracy falls and ``/readyz`` fails its canary. ``input_drift``: every row is
+    dimmed and offset before the model (as if an upstream preprocessing step changed):
+    the pixel features drift, and accuracy falls with them.
+    """
+
+    model: bool = False
+    input_drift: bool = False
 
 
 class SampleResponse(BaseModel):
@@ -170,25 +212,74 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    *, monitor: Monitor | None = None, seed: int = 0, store: Store | None = None
+    *,
+    monitor: Monitor | None = None,
+    seed: int = 0,
+    store: Store | None = None,
+    prediction_log: str = ":memory:",
 ) -> FastAPI:
-    """The demo FastAPI app, with its model trained and ``/metrics`` mounted.
+    """The demo FastAPI app, with its model trained and ``/metrics``, ``/healthz`` and
+    ``/readyz`` mounted, its predictions logged for labels (``POST /feedback``) and its
+    pixel features watched for drift against the training data.
 
     ``monitor`` defaults to ``Monitor(model="digits", version="1")`` in the process-wide
     registry; pass one with its own registry to keep counts apart (as tests do).
     ``seed`` fixes the train/test split and the sampling of ``/sample``. With a
     ``store``, the Prometheus HTTP API over it is mounted at ``/api/v1`` (Grafana can
     use the demo as a Prometheus data source), with the monitor's metric metadata.
+    ``prediction_log``: the SQLite file (or ``postgresql://`` URL) of the prediction log.
     """
+    from inferwatch.analyze.profile import ReferenceProfile
+
     monitor = monitor if monitor is not None else Monitor(model="digits", version="1")
     classifier = DigitsClassifier(seed)
     data = classifier.data
     rng = random.Random(seed)
     rng_lock = threading.Lock()
+    faults = Faults()
+
+    def preprocess(rows: FloatArray) -> FloatArray:
+        """The input as the model sees it (dimmed and offset under ``input_drift``)."""
+        return np.clip(rows * 0.5 + 4.0, 0.0, 16.0) if faults.input_drift else rows
+
+    def model(rows: FloatArray) -> FloatArray:
+        """The deployed model (answering the next digit under the ``model`` fault)."""
+        proba = classifier.predict_proba(rows)
+        return np.roll(proba, 1, axis=1) if faults.model else proba
 
     @monitor.track(batch_size=len)
     def infer(rows: FloatArray) -> FloatArray:
-        return classifier.predict_proba(rows)
+        return model(rows)
+
+    monitor.quality(log=prediction_log, classes=classifier.classes.tolist())
+    monitor.drift(
+        ReferenceProfile.from_data(
+            data.x_train, feature_names=PIXELS, predictions=data.y_train.astype(str)
+        ),
+        window=300.0,
+        slices=10,
+    )
+    # The canary: rows of the test split the clean model gets right must stay right.
+    canary_rows = data.x_test[:40]
+    right = classifier.classes[classifier.predict_proba(canary_rows).argmax(axis=1)]
+    keep = right == data.y_test[:40]
+    canary_rows, canary_labels = canary_rows[keep][:20], data.y_test[:40][keep][:20]
+
+    def canary_passes(proba: FloatArray) -> bool:
+        predicted = classifier.classes[proba.argmax(axis=1)]
+        wrong = int((predicted != canary_labels).sum())
+        if wrong:
+            raise ValueError(f"{wrong} of {len(canary_labels)} known digits misclassified")
+        return True
+
+    monitor.readiness(
+        canary=lambda rows: model(preprocess(rows)),
+        samples=[canary_rows],
+        validator=canary_passes,
+        latency_budget_s=1.0,
+        cache_s=5.0,
+        model_loaded=True,
+    )
 
     app = FastAPI(
         title="inferwatch demo: digits",
@@ -201,7 +292,10 @@ def create_app(
         "predict": "POST /predict  {'instances': [[64 floats], ...]}",
         "sample": "GET /sample?n=5",
         "sample_by_index": "GET /sample/{index}",
+        "feedback": "POST /feedback  {'labels': [{'request_id': ..., 'label': 3}]}",
+        "faults": "POST /faults  {'model': true, 'input_drift': true}",
         "metrics": "GET /metrics",
+        "ready": "GET /readyz",
         "docs": "GET /docs",
     }
     if store is not None:
@@ -225,14 +319,43 @@ def create_app(
     @app.post("/predict", response_model_exclude_none=True)
     def predict(body: PredictRequest) -> PredictResponse:
         """Predict the digit of each 8x8 image (64 pixel values, row by row)."""
-        proba = infer(np.asarray(body.instances, dtype=np.float64))
+        rows = preprocess(np.asarray(body.instances, dtype=np.float64))
+        proba = infer(rows)
         labels = classifier.classes[proba.argmax(axis=1)]
+        ids = [uuid.uuid4().hex for _ in labels]
+        scores = proba.max(axis=1).tolist()
+        for rid, label, score, row in zip(ids, labels.tolist(), scores, rows.tolist(), strict=True):
+            features = dict(zip(PIXELS, row, strict=True))
+            monitor.log_prediction(rid, label, score=score, features=features)
         return PredictResponse(
             predictions=[int(v) for v in labels],
             probabilities=proba.round(6).tolist() if body.probabilities else None,
+            request_ids=ids,
             model=monitor.model,
             version=monitor.version,
         )
+
+    @app.post("/feedback")
+    def feedback(body: FeedbackRequest) -> FeedbackResponse:
+        """The true digits of earlier predictions, by the request ids ``/predict`` gave."""
+        answer = FeedbackResponse()
+        for item in body.labels:
+            outcome = monitor.feedback(item.request_id, item.label)
+            setattr(answer, outcome, getattr(answer, outcome) + 1)
+        return answer
+
+    @app.get("/faults")
+    def get_faults() -> Faults:
+        """The faults injected now."""
+        return faults
+
+    @app.post("/faults")
+    def set_faults(body: Faults) -> Faults:
+        """Inject faults (``{"model": true}``, ``{"input_drift": true}``) or clear them."""
+        faults.model = body.model
+        faults.input_drift = body.input_drift
+        monitor.set_model_loaded(True)  # re-run the canary at the next /readyz
+        return faults
 
     def sample_of(indices: list[int]) -> SampleResponse:
         return SampleResponse(
@@ -269,7 +392,9 @@ class TrafficGenerator:
 
     Requests leave at about ``rate`` per second (exponential gaps), each with 1 to
     ``max_batch`` rows. Failed requests are ignored: the point is live numbers on
-    ``/metrics``, not a load test.
+    ``/metrics``, not a load test. With ``labels`` (the true digit of each row) and
+    ``feedback_url``, the true labels of the answered rows follow ``label_delay_s``
+    later, as the labels of a real service arrive after its predictions.
     """
 
     def __init__(
@@ -281,6 +406,9 @@ class TrafficGenerator:
         max_batch: int = 8,
         seed: int = 0,
         ready: Callable[[], bool] = lambda: True,
+        labels: IntArray | None = None,
+        feedback_url: str | None = None,
+        label_delay_s: float = 10.0,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
@@ -289,6 +417,11 @@ class TrafficGenerator:
         self.rate = rate
         self.max_batch = max_batch
         self.sent = 0
+        self.labelled = 0
+        self.labels = labels
+        self.feedback_url = feedback_url
+        self.label_delay_s = label_delay_s
+        self._due: list[tuple[float, list[dict[str, Any]]]] = []
         self._ready = ready
         self._rng = random.Random(seed)
         self._stopping = threading.Event()
@@ -309,20 +442,46 @@ class TrafficGenerator:
         while not self._stopping.wait(self._rng.expovariate(self.rate)):
             if self._ready():
                 self._post_one()
+                self._send_due_labels()
 
     def _post_one(self) -> None:
         size = self._rng.randint(1, self.max_batch)
         picks = [self._rng.randrange(len(self.rows)) for _ in range(size)]
-        body = json.dumps({"instances": self.rows[picks].tolist()}).encode()
-        request = urllib.request.Request(
-            self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                response.read()
-            self.sent += 1
-        except (OSError, urllib.error.URLError):
-            pass
+        answer = _post_json(self.url, {"instances": self.rows[picks].tolist()})
+        if answer is None:
+            return
+        self.sent += 1
+        if self.labels is not None and self.feedback_url is not None:
+            ids = answer.get("request_ids", [])
+            items = [
+                {"request_id": rid, "label": int(self.labels[i])}
+                for rid, i in zip(ids, picks, strict=False)
+            ]
+            self._due.append((time.monotonic() + self.label_delay_s, items))
+
+    def _send_due_labels(self) -> None:
+        now = time.monotonic()
+        items = [item for due, batch in self._due if due <= now for item in batch]
+        if not items or self.feedback_url is None:
+            return
+        self._due = [(due, batch) for due, batch in self._due if due > now]
+        if _post_json(self.feedback_url, {"labels": items}) is not None:
+            self.labelled += len(items)
+
+
+def _post_json(url: str, payload: object) -> Any:
+    """POST ``payload`` as JSON; the decoded answer, or None when the request failed."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -393,10 +552,15 @@ def run_demo(
             classifier.data.x_test,
             rate=rate,
             ready=lambda: bool(server.started),
+            labels=classifier.data.y_test,
+            feedback_url=f"{base}/feedback",
         )
     say(f"inferwatch demo: digits classifier, test accuracy {classifier.test_accuracy:.3f}")
     say(f"  predict  POST {base}/predict")
     say(f"  sample   GET  {base}/sample?n=3")
+    say(f"  feedback POST {base}/feedback  (true labels; the traffic sends them 10 s later)")
+    say(f"  faults   POST {base}/faults  {{'model': true}} or {{'input_drift': true}}")
+    say(f"  ready    GET  {base}/readyz")
     say(f"  metrics  GET  {base}/metrics")
     say(f"  docs     GET  {base}/docs")
     if store is not None:

@@ -1,0 +1,77 @@
+"""The demo's injected faults, caught by the monitoring: a bad model drops accuracy (from
+delayed labels) and fails readiness; an upstream input change shows as feature drift."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from inferwatch import Monitor
+from inferwatch.demo import DigitsData, create_app
+
+
+def _snapshot(monitor: Monitor, name: str) -> dict[tuple[str, ...], Any]:
+    for family in monitor.registry.snapshot():
+        if family.name == name:
+            return dict(family.samples)
+    return {}
+
+
+def _predict_and_label(client: Any, digits: DigitsData, start: int, count: int) -> None:
+    rows = digits.x_test[start : start + count]
+    answer = client.post("/predict", json={"instances": rows.tolist()}).json()
+    labels = [
+        {"request_id": rid, "label": int(y)}
+        for rid, y in zip(answer["request_ids"], digits.y_test[start : start + count], strict=True)
+    ]
+    assert client.post("/feedback", json={"labels": labels}).json()["joined"] == count
+
+
+def _correct(monitor: Monitor) -> tuple[float, float]:
+    counts = _snapshot(monitor, "inferwatch_labels_total")
+    return counts.get(("digits", "1", "true"), 0.0), counts.get(("digits", "1", "false"), 0.0)
+
+
+def _drifted(monitor: Monitor) -> set[str]:
+    detected = _snapshot(monitor, "inferwatch_drift_detected")
+    return {key[2] for key, value in detected.items() if value == 1.0}
+
+
+def test_a_bad_model_drops_accuracy_and_fails_readiness(
+    monitor: Monitor, asgi_client: Callable[[Any], Any], digits: DigitsData
+) -> None:
+    client = asgi_client(create_app(monitor=monitor, seed=0))
+    assert client.get("/readyz").status_code == 200
+    _predict_and_label(client, digits, 0, 200)
+    right, wrong = _correct(monitor)
+    assert right + wrong == 200 and right / 200 > 0.93
+
+    assert client.post("/faults", json={"model": True}).json()["model"] is True
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert "misclassified" in ready.text
+    _predict_and_label(client, digits, 200, 200)
+    right2, wrong2 = _correct(monitor)
+    assert right2 + wrong2 == 400 and (right2 - right) / 200 < 0.1
+
+    client.post("/faults", json={})
+    assert client.get("/readyz").status_code == 200
+
+
+def test_an_upstream_input_change_shows_as_drift_of_the_pixels(
+    monitor: Monitor, asgi_client: Callable[[Any], Any], digits: DigitsData
+) -> None:
+    client = asgi_client(create_app(monitor=monitor, seed=0))
+    _predict_and_label(client, digits, 0, 200)
+    clean = _drifted(monitor)
+    assert len(clean) <= 3, clean  # a few false alarms among 64 pixels at alpha 0.01
+
+    monitor2 = Monitor("digits", "1", registry=type(monitor.registry)(
+        collectors=[], include_default_registry=False, multiprocess=False))  # fmt: skip
+    client2 = asgi_client(create_app(monitor=monitor2, seed=0))
+    client2.post("/faults", json={"input_drift": True})
+    _predict_and_label(client2, digits, 0, 200)
+    drifted = _drifted(monitor2)
+    assert len(drifted) >= 60, drifted  # nearly every pixel, and the predictions
+    right, wrong = _correct(monitor2)
+    assert right / (right + wrong) < 0.9  # and accuracy falls with it
