@@ -67,8 +67,10 @@ class Head:
         self.batches: list[Batch] = []
         self.samples = 0
         self._last_ts = np.full(1024, NO_SAMPLE, dtype=np.int64)
-        #: ``batches[i].ts`` at ``i``, so a time range finds its batches vectorised.
-        self._batch_ts = np.empty(1024, dtype=np.int64)
+        #: Row ``i``: ``batches[i]``'s timestamp, first ref and last ref, so a select
+        #: finds the batches of its time range and refs vectorised (a rule's own small
+        #: output batches, thousands an hour, never hold the refs of a scraped metric).
+        self._batch_meta = np.empty((1024, 3), dtype=np.int64)
         self._min_ts: int | None = None
         self._max_ts: int | None = None
         #: Every sample of ``batches[:_merged_n]`` sorted by ref then time, or None.
@@ -135,11 +137,11 @@ class Head:
 
     def add(self, batch: Batch) -> None:
         n = len(self.batches)
-        if n == self._batch_ts.size:
-            grown = np.empty(2 * n, dtype=np.int64)
-            grown[:n] = self._batch_ts
-            self._batch_ts = grown
-        self._batch_ts[n] = batch.ts
+        if n == len(self._batch_meta):
+            grown = np.empty((2 * n, 3), dtype=np.int64)
+            grown[:n] = self._batch_meta
+            self._batch_meta = grown
+        self._batch_meta[n] = _meta(batch)
         self.batches.append(batch)
         self.samples += int(batch.refs.size)
         self._min_ts = batch.ts if self._min_ts is None else min(self._min_ts, batch.ts)
@@ -151,8 +153,9 @@ class Head:
         kept = [b for b in self.batches if b.seq > seq]
         self.batches = kept
         self.samples = sum(int(b.refs.size) for b in kept)
-        self._batch_ts = np.empty(max(1024, 2 * len(kept)), dtype=np.int64)
-        self._batch_ts[: len(kept)] = [b.ts for b in kept]
+        self._batch_meta = np.empty((max(1024, 2 * len(kept)), 3), dtype=np.int64)
+        if kept:
+            self._batch_meta[: len(kept)] = [_meta(b) for b in kept]
         self._min_ts = min((b.ts for b in kept), default=None)
         self._max_ts = max((b.ts for b in kept), default=None)
         self._merged = None
@@ -226,8 +229,11 @@ class Head:
             ends = np.searchsorted(keys, shifted + min(maxt - base, _TS_MAX), side="right")
         else:
             n = len(self.batches)
-            ts_all = self._batch_ts[:n]
-            picked = np.flatnonzero((ts_all >= mint) & (ts_all <= maxt))
+            meta = self._batch_meta[:n]
+            ts_all = meta[:, 0]
+            picked = np.flatnonzero(
+                (ts_all >= mint) & (ts_all <= maxt) & (meta[:, 1] < hi_ref) & (meta[:, 2] >= lo_ref)
+            )
             window = [self.batches[i] for i in picked.tolist()]
             all_refs, all_ts, all_values = self.sorted_samples(lo_ref, hi_ref, window)
             if all_refs.size == 0:
@@ -268,9 +274,19 @@ class Head:
         return self._merged
 
 
+def _meta(batch: Batch) -> tuple[int, int, int]:
+    """A batch's timestamp, first and last ref (an empty one matches no ref)."""
+    if batch.refs.size == 0:
+        return batch.ts, 0, -1
+    return batch.ts, int(batch.refs[0]), int(batch.refs[-1])
+
+
+_DTYPE_MAX = {np.dtype(np.int32): int(_INT32_MAX), np.dtype(np.int64): int(np.iinfo(np.int64).max)}
+
+
 def _range(refs: Refs, lo: int, hi: int) -> tuple[int, int]:
     """Where the refs in ``[lo, hi)`` are in sorted ``refs`` (searched in their dtype)."""
-    limit = int(np.iinfo(refs.dtype).max)
+    limit = _DTYPE_MAX.get(refs.dtype) or int(np.iinfo(refs.dtype).max)
     start = refs.size if lo > limit else int(np.searchsorted(refs, refs.dtype.type(lo)))
     end = refs.size if hi > limit else int(np.searchsorted(refs, refs.dtype.type(hi)))
     return start, end
