@@ -264,6 +264,172 @@ def rules_test(
     raise typer.Exit(code=test_command([str(f) for f in files], echo=_echo))
 
 
+shadow_app = typer.Typer(
+    name="shadow",
+    help="Summarise shadow-model runs (a candidate model mirrored beside the primary).",
+    no_args_is_help=True,
+)
+app.add_typer(shadow_app)
+
+
+def _pair(first: float | None, second: float | None, sign: str = "") -> str:
+    """Two durations in milliseconds, ``sign="+"`` to show the sign of deltas."""
+    cells = ["-" if v is None else f"{v * 1000:{sign}.2f} ms" for v in (first, second)]
+    return " / ".join(cells)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+@shadow_app.command("report")
+def shadow_report(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="JSON-lines files written by a shadow with record=PATH.",
+        ),
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summaries as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Summarise a shadow run per candidate: agreement, latency and error deltas, drops."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from inferwatch.analyze.shadow import read_records, summarize
+
+    records = []
+    for file in files:
+        try:
+            records.extend(read_records(file))
+        except (InferwatchError, OSError, UnicodeDecodeError) as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(code=1) from None
+    summaries = summarize(records)
+    if json_output:
+        _echo(json.dumps([s.to_dict() for s in summaries], indent=2))
+        return
+    if not summaries:
+        _echo("no shadow records")
+        return
+    table = Table("metric", *(f"{s.model}:{s.version or '-'} vs {s.candidate}" for s in summaries))
+    rows: list[tuple[str, list[str]]] = [
+        ("mirrored", [str(s.mirrored) for s in summaries]),
+        ("ok / error / timeout", [f"{s.ok} / {s.errors} / {s.timeouts}" for s in summaries]),
+        ("dropped (queue full)", [str(s.dropped) for s in summaries]),
+        ("agreement", [f"{_ratio(s.agreement_ratio)} of {s.comparisons}" for s in summaries]),
+        ("primary error ratio", [_ratio(s.primary_error_ratio) for s in summaries]),
+        ("candidate error ratio", [_ratio(s.candidate_error_ratio) for s in summaries]),
+        ("primary p50 / p99", [_pair(s.primary_p50_s, s.primary_p99_s) for s in summaries]),
+        ("candidate p50 / p99", [_pair(s.candidate_p50_s, s.candidate_p99_s) for s in summaries]),
+        ("latency delta p50 / p99", [_pair(s.p50_delta_s, s.p99_delta_s, "+") for s in summaries]),
+        ("candidate CPU", [f"{s.candidate_cpu_s:.3f} s" for s in summaries]),
+    ]
+    for label, cells in rows:
+        table.add_row(label, *(escape(c) for c in cells))
+    console.print(table)
+
+
+leaks_app = typer.Typer(
+    name="leaks",
+    help="Find memory leaks: tracemalloc diffs of a running service's allocation sites.",
+    no_args_is_help=True,
+)
+app.add_typer(leaks_app)
+
+
+def _leaks_call(url: str, action: str, params: dict[str, str]) -> dict[str, object]:
+    import httpx
+    from rich.markup import escape
+
+    target = url.rstrip("/") + "/" + action
+    try:
+        response = httpx.post(target, params=params, timeout=60.0)
+    except httpx.HTTPError as exc:
+        err_console.print(f"[red]error:[/red] {escape(target)}: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text[:200]}
+    if response.status_code != 200 or not isinstance(body, dict):
+        reason = body.get("error") if isinstance(body, dict) else body
+        err_console.print(
+            f"[red]error:[/red] {escape(target)} answered {response.status_code}: "
+            f"{escape(str(reason))}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
+    return body
+
+
+@leaks_app.command("snapshot")
+def leaks_snapshot(
+    url: Annotated[
+        str,
+        typer.Option(
+            help="Where the service mounts inferwatch.analyze.leak.allocation_app(), "
+            "e.g. http://127.0.0.1:8000/debug/leaks."
+        ),
+    ],
+    top: Annotated[int, typer.Option(min=1, help="How many allocation sites to list.")] = 10,
+    key_type: Annotated[
+        str, typer.Option(help="Group allocations by lineno, traceback or filename.")
+    ] = "lineno",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the JSON answer.")] = False,
+) -> None:
+    """Snapshot the service's allocations and list the sites grown since the last snapshot.
+
+    The first call starts tracing (tracemalloc) and lists nothing; call it again later.
+
+    Tracing slows the service's allocations: end it with 'inferwatch leaks stop'.
+    """
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    body = _leaks_call(url, "snapshot", {"top": str(top), "key_type": key_type})
+    if json_output:
+        _echo(json.dumps(body, indent=2))
+        return
+    sites = body.get("sites")
+    if body.get("started"):
+        _echo("tracing started; take another snapshot later to see what grew")
+        return
+    if not isinstance(sites, list) or not sites:
+        _echo("no allocation site grew since the previous snapshot")
+        return
+    table = Table("site", "size diff", "size", "count diff", "count")
+    for site in sites:
+        table.add_row(
+            escape(f"{site['file']}:{site['line']}"),
+            f"{site['size_diff_bytes']:+,} B",
+            f"{site['size_bytes']:,} B",
+            f"{site['count_diff']:+,}",
+            f"{site['count']:,}",
+        )
+    console.print(table)
+
+
+@leaks_app.command("stop")
+def leaks_stop(
+    url: Annotated[
+        str, typer.Option(help="Where the service mounts allocation_app(), as for snapshot.")
+    ],
+) -> None:
+    """Stop tracing allocations in the service (tracing costs CPU and memory)."""
+    _leaks_call(url, "stop", {})
+    _echo("tracing stopped")
+
+
 feedback_app = typer.Typer(
     name="feedback",
     help="Give the true labels of logged predictions (model quality from delayed labels).",
@@ -324,6 +490,100 @@ def feedback_import(
         f"{result.expired} expired, {result.invalid} invalid"
     )
     raise typer.Exit(code=1 if result.errors else 0)
+
+
+logs_app = typer.Typer(
+    name="logs",
+    help="Search the structured logs that Monitor.logs() writes.",
+    no_args_is_help=True,
+)
+app.add_typer(logs_app)
+
+
+@logs_app.command("search")
+def logs_search(
+    files: Annotated[
+        list[Path], typer.Argument(help="Log files; their rotated files (FILE.1, ...) too.")
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="From this time: RFC 3339, Unix seconds, or '15m' ago.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Up to this time: RFC 3339, Unix seconds, or '5m' ago.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help="Only this outcome: success, error or rejected.")
+    ] = None,
+    request_id: Annotated[str | None, typer.Option(help="Only this request id.")] = None,
+    event: Annotated[
+        str | None, typer.Option(help="Only this event: inference, alert_state_change, ...")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(help="Only lines containing this text (any case).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json/--table", help="JSON lines, or a table (default).")
+    ] = False,
+) -> None:
+    """Print the log records that match every filter, oldest first.
+
+    Malformed lines are counted and reported, not fatal. Exit status 1 when no file
+    could be read or a filter is invalid.
+    """
+    import time
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from inferwatch.sdk.logsearch import (
+        TABLE_COLUMNS,
+        LogQuery,
+        json_lines,
+        parse_time,
+        search,
+        table_row,
+    )
+
+    now = time.time()
+    try:
+        query = LogQuery(
+            since=parse_time(since, now=now, field="--since") if since is not None else None,
+            until=parse_time(until, now=now, field="--until") if until is not None else None,
+            model=model,
+            version=version,
+            outcome=outcome,
+            request_id=request_id,
+            event=event,
+            text=text,
+            limit=limit,
+        )
+        result = search(files, query)
+    except InferwatchError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except OSError as exc:
+        reason = escape(f"{exc.filename}: {exc.strerror or exc}")
+        err_console.print(f"[red]error:[/red] {reason}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    for path in result.missing:
+        err_console.print(f"[red]error:[/red] no log file {escape(str(path))}", soft_wrap=True)
+    if as_json:
+        for line in json_lines(result.records):
+            _echo(line)
+    else:
+        table = Table(*(header for header, _ in TABLE_COLUMNS), box=None)
+        for record in result.records:
+            table.add_row(*(escape(cell) for cell in table_row(record)))
+        console.print(table)
+    if result.malformed:
+        err_console.print(
+            f"skipped {result.malformed} malformed of {result.lines} lines "
+            f"in {len(result.files)} files"
+        )
+    raise typer.Exit(code=1 if result.missing and not result.files else 0)
 
 
 def main() -> None:

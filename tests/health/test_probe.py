@@ -279,3 +279,20 @@ def test_bad_regex_and_range_are_config_errors() -> None:
         ValueInRange("$.x", 2, 1)
     with pytest.raises(ConfigError, match="min, max or both"):
         ValueInRange("$.x")
+
+
+def test_each_probe_result_is_one_structured_log_record(
+    model_server: ModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    ok_url = model_server.answer_json("/predict", PREDICTION)
+    bad_url = model_server.answer_json("/busy", {"error": "overloaded"}, status=503)
+    with caplog.at_level("INFO", logger="inferwatch.probes"):
+        run(Probe("ok", ok_url, checks=CHECKS, labels={"model": "pets"}), Probe("busy", bad_url))
+    records = {r.__dict__["probe"]: r for r in caplog.records if r.name == "inferwatch.probes"}
+    assert set(records) == {"ok", "busy"}
+    assert records["ok"].levelname == "INFO" and records["ok"].__dict__["success"] is True
+    assert records["ok"].__dict__["labels"] == {"model": "pets"}
+    busy = records["busy"]
+    assert busy.levelname == "WARNING"
+    assert (busy.__dict__["status_code"], busy.__dict__["failure"]) == (503, "status")
+    assert busy.__dict__["url"] == bad_url

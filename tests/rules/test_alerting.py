@@ -232,3 +232,31 @@ def test_restore_skips_short_for_and_stale_state() -> None:
     stale.eval(vec(UP), 10_000.0)
     stale.restore(10_000.0, lambda labels: (9000.0, math.nan), grace_period_s=600)
     assert stale.alerts()[0].active_at == 10_000.0
+
+
+def test_every_state_change_is_one_structured_log_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    m = AlertStateMachine(rule(for_s=60))
+    with caplog.at_level("INFO", logger="inferwatch.alerts"):
+        m.eval(vec(UP, value=3.0), clock())
+        clock.advance(30)
+        m.eval(vec(UP, value=3.0), clock())  # still pending: no record
+        clock.advance(30)
+        m.eval(vec(UP, value=4.0), clock())
+        clock.advance(30)
+        m.eval([], clock())
+    changes = [
+        (r.levelname, r.__dict__["previous_state"], r.__dict__["state"], r.__dict__["value"])
+        for r in caplog.records
+        if r.name == "inferwatch.alerts"
+    ]
+    assert changes == [
+        ("INFO", "inactive", "pending", 3.0),
+        ("WARNING", "pending", "firing", 4.0),
+        ("INFO", "firing", "inactive", 4.0),
+    ]
+    first = next(r for r in caplog.records if r.name == "inferwatch.alerts")
+    assert first.__dict__["alertname"] == "Down"
+    assert first.__dict__["labels"]["instance"] == "a"

@@ -24,6 +24,8 @@ EXPECTED_ALERTS = {
     "HighErrorRatio",
     "LowAccuracy",
     "ModelNotLoaded",
+    "MemoryLeak",
+    "GPUMemoryLeak",
 }
 
 

@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from inferwatch._errors import ConfigError
 from inferwatch.sdk.family import FamilySnapshot
+from inferwatch.sdk.logs import log_probe_result
 
 if TYPE_CHECKING:
     import httpx
@@ -655,6 +656,7 @@ class ProbeRunner:
 
     def _record(self, result: ProbeResult) -> None:
         with self._lock:
+            probe = self._probes.get(result.probe)
             self._results[result.probe] = result
             self._runs[result.probe] = self._runs.get(result.probe, 0.0) + 1.0
             if result.failure:
@@ -662,6 +664,16 @@ class ProbeRunner:
                 self._failures[key] = self._failures.get(key, 0.0) + 1.0
         if result.failure:
             logger.debug("probe %s failed (%s): %s", result.probe, result.failure, result.reason)
+        log_probe_result(
+            probe=result.probe,
+            url=probe.url if probe is not None else "",
+            success=result.success,
+            duration_seconds=result.duration_seconds,
+            status_code=result.status_code,
+            failure=result.failure or None,
+            reason=result.reason or None,
+            labels=probe.labels if probe is not None else None,
+        )
 
     # -- metrics -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from typing import Literal
 from inferwatch._errors import QueryError
 from inferwatch.alerting.alert import Alert
 from inferwatch.promql.value import Sample
+from inferwatch.sdk.logs import log_alert_change
 from inferwatch.tsdb.labels import METRIC_NAME, Labels, make_labels
 
 from .model import AlertingRule
@@ -142,6 +143,7 @@ class AlertStateMachine:
                 old.annotations = new.annotations
                 continue
             self.active[labels] = new
+            self._log(new, "inactive")
 
         out: list[tuple[Labels, float]] = []
         active_count = 0
@@ -157,8 +159,9 @@ class AlertStateMachine:
                 ):
                     del self.active[labels]
                 if alert.state != "inactive" and not keep_firing:
-                    alert.state = "inactive"
+                    previous, alert.state = alert.state, "inactive"
                     alert.resolved_at = ts
+                    self._log(alert, previous)
                 if not keep_firing:
                     continue
             else:
@@ -167,6 +170,7 @@ class AlertStateMachine:
             if alert.state == "pending" and ts - alert.active_at >= rule.for_s:
                 alert.state = "firing"
                 alert.fired_at = ts
+                self._log(alert, "pending")
             if self.restored:
                 out.append((self._series(alert, ALERT_METRIC_NAME, state=alert.state), 1.0))
                 out.append(
@@ -205,6 +209,19 @@ class AlertStateMachine:
             )
         except NotImplementedError:  # the template engine is not there yet
             return text
+
+    def _log(self, alert: ActiveAlert, previous: str) -> None:
+        """One structured log line per state change (``inferwatch.alerts``; see
+        :func:`~inferwatch.sdk.logs.log_alert_change`); nothing unless that logger is on."""
+        log_alert_change(
+            alertname=self.rule.alert,
+            state=alert.state,
+            previous_state=previous,
+            labels=dict(alert.labels),
+            annotations=alert.annotations,
+            value=alert.value,
+            active_at=alert.active_at,
+        )
 
     def _series(self, alert: ActiveAlert, name: str, *, state: str = "") -> Labels:
         lb = dict(self.rule.labels)

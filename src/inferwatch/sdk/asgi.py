@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from inferwatch._errors import Rejected
 from inferwatch.exposition import render
+from inferwatch.sdk.logs import REQUEST
 from inferwatch.sdk.registry import Registry
 
 if TYPE_CHECKING:
@@ -28,6 +31,31 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED = "<unmatched>"
+#: The route label of requests shed by the middleware before the router ran.
+SHED_ROUTE = "<shed>"
+
+
+class Admission(Protocol):
+    """What sheds requests before they reach the app (a monitor's
+    :class:`~inferwatch.health.guard.GuardSet`): ``check()`` returns None to admit, or
+    the :class:`~inferwatch.Rejected` to answer with 503 and ``Retry-After``."""
+
+    def check(self) -> Rejected | None: ...
+
+
+def retry_after_header(rejection: Rejected) -> str:
+    """``Retry-After`` in whole seconds, at least 1."""
+    seconds = rejection.retry_after
+    if seconds is None or not math.isfinite(seconds):
+        return "1"
+    return str(max(1, math.ceil(seconds)))
+
+
+def shed_body(rejection: Rejected) -> bytes:
+    """The JSON body of a 503 answer to a shed request."""
+    return json.dumps(
+        {"error": "overloaded: retry later", "retry_after": int(retry_after_header(rejection))}
+    ).encode()
 
 
 def route_template(scope: Scope) -> str:
@@ -45,6 +73,11 @@ class MetricsMiddleware:
     With ``healthz_path``, answers liveness (``200 {"status": "ok"}``, from the event
     loop itself); with ``readyz_path`` and a ``readiness``, answers readiness (200 or 503
     with the JSON report of :class:`~inferwatch.health.Readiness`). ``None`` disables a path.
+
+    With an ``admission`` (a monitor's guards), a request it turns away is answered
+    503 with ``Retry-After`` before reaching the app (counted in the HTTP metrics under
+    route ``<shed>``), and a :class:`~inferwatch.Rejected` raised by the app before its
+    response started is answered the same way instead of becoming a 500.
     """
 
     def __init__(
@@ -56,6 +89,7 @@ class MetricsMiddleware:
         healthz_path: str | None = None,
         readyz_path: str | None = None,
         readiness: Readiness | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -63,6 +97,7 @@ class MetricsMiddleware:
         self.healthz_path = healthz_path
         self.readyz_path = readyz_path if readiness is not None else None
         self.readiness = readiness
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,21 +118,53 @@ class MetricsMiddleware:
             return
         t0 = perf_counter_ns()
         status = 500
+        if self.admission is not None:
+            rejection = self._admit()
+            if rejection is not None:
+                await _send_shed(scope, send, rejection)
+                self._record_shed(scope, t0)
+                return
+        started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
             await send(message)
 
+        request_token = REQUEST.set(scope)  # for the trace id of inference logs
         try:
             await self.app(scope, receive, send_wrapper)
+        except Rejected as exc:
+            # Shed inside the app (monitor.admit()): answer 503 if nothing was sent yet.
+            if self.admission is None or started:
+                raise
+            status = 503
+            await _send_shed(scope, send, exc)
         finally:
+            REQUEST.reset(request_token)
             try:
                 rec = self.registry.http_recorder(scope["method"], route_template(scope))
                 rec.record(perf_counter_ns() - t0, status)
             except Exception as exc:
                 self.registry.internal_error("asgi", exc)
+
+    def _admit(self) -> Rejected | None:
+        assert self.admission is not None
+        try:
+            return self.admission.check()
+        except Exception as exc:
+            self.registry.internal_error("asgi", exc)
+            return None
+
+    def _record_shed(self, scope: Scope, t0: int) -> None:
+        try:
+            self.registry.http_recorder(scope["method"], SHED_ROUTE).record(
+                perf_counter_ns() - t0, 503
+            )
+        except Exception as exc:
+            self.registry.internal_error("asgi", exc)
 
     async def _serve_metrics(self, scope: Scope, send: Send) -> None:
         accept = ""
@@ -150,6 +217,23 @@ async def _send_json(scope: Scope, send: Send, status: int, payload: object) -> 
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
+async def _send_shed(scope: Scope, send: Send, rejection: Rejected) -> None:
+    body = shed_body(rejection)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"retry-after", retry_after_header(rejection).encode("latin-1")),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
 def instrument_asgi(
     app: Any,
     registry: Registry,
@@ -158,12 +242,14 @@ def instrument_asgi(
     healthz_path: str | None = None,
     readyz_path: str | None = None,
     readiness: Readiness | None = None,
+    admission: Admission | None = None,
 ) -> Any:
     """Add :class:`MetricsMiddleware` to a Starlette/FastAPI app, or wrap any ASGI app."""
     options: dict[str, Any] = {
         "healthz_path": healthz_path,
         "readyz_path": readyz_path,
         "readiness": readiness,
+        "admission": admission,
     }
     if hasattr(app, "add_middleware"):
         app.add_middleware(

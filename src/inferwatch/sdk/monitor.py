@@ -16,11 +16,16 @@ if TYPE_CHECKING:
     import os
 
     from inferwatch.analyze.drift import DriftDetector
+    from inferwatch.analyze.leak import MemoryGrowthCollector
     from inferwatch.analyze.predlog import PredictionLog
     from inferwatch.analyze.profile import FeatureKind, ReferenceProfile
     from inferwatch.analyze.quality import FeedbackOutcome, QualityTracker, Task
+    from inferwatch.analyze.shadow import Shadow
     from inferwatch.health.checks import Readiness
+    from inferwatch.health.guard import Guard, GuardSet, Policy
     from inferwatch.health.probe import JSONCheck, ProbeRunner
+    from inferwatch.sdk.cache import Cache
+    from inferwatch.sdk.logs import InferenceLogging
     from inferwatch.server.metrics_server import MetricsServer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,17 +67,34 @@ class Monitor:
     def track(self, fn: F, /) -> F: ...
 
     @overload
-    def track(self, /, *, batch_size: BatchSize = None) -> Callable[[F], F]: ...
+    def track(
+        self, /, *, batch_size: BatchSize = None, cache: Cache | bool | None = None
+    ) -> Callable[[F], F]: ...
 
-    def track(self, fn: F | None = None, /, *, batch_size: BatchSize = None) -> Any:
+    def track(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        batch_size: BatchSize = None,
+        cache: Cache | bool | None = None,
+    ) -> Any:
         """Decorate a model call (sync, async, generator or async generator).
 
         ``batch_size`` is an int, or a function of the call's first argument (after
         ``self``) such as ``len``, that gives the number of items in the call.
+        ``cache``: a :class:`~inferwatch.sdk.cache.Cache` (or ``True`` for
+        ``Cache()``) to reuse the results of a deterministic sync or async function;
+        a hit is counted as a successful inference with its own short latency.
         """
 
         def decorate(f: F) -> F:
-            wrapped: F = wrap(f, self._recorder, self.registry, batch_size)  # type: ignore[assignment]
+            from inferwatch.sdk.cache import as_cache
+
+            result_cache = as_cache(cache)
+            wrapped: F = wrap(f, self._recorder, self.registry, batch_size, result_cache)  # type: ignore[assignment]
+            if result_cache is not None:
+                self._export_cache(result_cache, f)
             return wrapped
 
         if fn is None:
@@ -88,6 +110,99 @@ class Monitor:
         for _ in range(count):
             self._recorder.rejected.append(0)
         self._recorder.maybe_fold()
+
+    # -- guards: load shedding, circuit breaking, adaptive batch size --------------------
+
+    def guard(
+        self,
+        name: str,
+        policy: Policy,
+        *,
+        window_s: float | None = None,
+        interval_s: float | None = None,
+        signals: Mapping[str, Callable[[], float]] | None = None,
+        nvml: Any | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Guard:
+        """Add a guard acting on this model's live signals (see :mod:`inferwatch.health.guard`).
+
+        ``policy``: :class:`~inferwatch.health.guard.Shed`,
+        :class:`~inferwatch.health.guard.CircuitBreaker` or
+        :class:`~inferwatch.health.guard.AdaptiveBatchSize`. ``window_s``: the window of
+        the latency and error-ratio signals (default 10 s; a batch guard's interval).
+        ``interval_s``: how often signals are read (default 1 s). ``signals``: your own
+        signals, name -> function returning a number. ``nvml``: for GPU signals
+        (``FakeNVML`` in tests). An unknown signal or a nonsense threshold raises
+        :class:`~inferwatch.ConfigError` naming the field, here, at start.
+
+        Call :meth:`admit` (all guards) or ``guard.admit()`` before running the model,
+        and ``guard.batch_size()`` in a batching loop; the web middleware answers
+        requests the guards shed with 503 and ``Retry-After``.
+        """
+        import time
+
+        from inferwatch.health.guard import Guard
+
+        guard = Guard(
+            name,
+            policy,
+            recorder=self._recorder,
+            registry=self.registry,
+            window_s=window_s,
+            interval_s=interval_s,
+            signals=signals,
+            nvml=nvml,
+            clock=clock if clock is not None else time.monotonic,
+        )
+        return self.guards.add(guard)
+
+    def load_guards(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        signals: Mapping[str, Callable[[], float]] | None = None,
+        nvml: Any | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> list[Guard]:
+        """Add the guards of a YAML file (``examples/guards.yml``); a bad file raises
+        :class:`~inferwatch.ConfigError` naming ``file:line: field: reason``."""
+        from inferwatch.health.guard_file import load_guard_file
+
+        specs = load_guard_file(path, signals=tuple(signals or ()))
+        return [
+            self.guard(
+                spec.name,
+                spec.policy,
+                window_s=spec.window_s,
+                interval_s=spec.interval_s,
+                signals=signals,
+                nvml=nvml,
+                clock=clock,
+            )
+            for spec in specs
+        ]
+
+    @property
+    def guards(self) -> GuardSet:
+        """This monitor's guards (created empty on first use, and registered)."""
+        guards: GuardSet | None = self.__dict__.get("_guard_set")
+        if guards is None:
+            from inferwatch.health.guard import GuardSet
+
+            candidate = GuardSet(self._recorder)
+            guards = self.__dict__.setdefault("_guard_set", candidate)
+            if guards is candidate:
+                self.registry.register(candidate)
+        return guards
+
+    def admit(self) -> None:
+        """Raise :class:`~inferwatch.Rejected` (with ``retry_after``) when a guard turns
+        the request away. Call it first thing inside ``@monitor.track`` code so that the
+        request counts as ``rejected``; it costs a clock read per guard when nothing is due.
+        """
+        guards: GuardSet | None = self.__dict__.get("_guard_set")
+        if guards is not None and guards.guards:
+            guards.admit()
 
     def instrument(
         self,
@@ -114,6 +229,7 @@ class Monitor:
             "healthz_path": healthz_path,
             "readyz_path": readyz_path,
             "readiness": self._readiness() if readyz_path is not None else None,
+            "admission": self.guards,
         }
         if is_flask(app):
             return instrument_flask(app, self.registry, **paths)
@@ -221,6 +337,75 @@ class Monitor:
             if readiness is candidate:
                 self.registry.register(candidate)
         return readiness
+
+    # -- shadow models and memory growth -----------------------------------------------
+
+    def shadow(
+        self,
+        candidate: Callable[..., Any],
+        *,
+        sample_rate: float = 0.1,
+        compare: Callable[[Any, Any], object] | None = None,
+        name: str | None = None,
+        queue_size: int = 1000,
+        workers: int = 1,
+        timeout_s: float = 5.0,
+        max_stuck: int = 4,
+        record: str | os.PathLike[str] | None = None,
+    ) -> Shadow:
+        """Mirror ``sample_rate`` of this model's calls to ``candidate``, off the request
+        path, and export how they compare (``shadow_*{model, version, candidate}``).
+
+        Decorate the primary with the result (outermost)::
+
+            @monitor.shadow(model_v2.predict, name="v2", sample_rate=0.1)
+            @monitor.track
+            def predict(x): ...
+
+        or call ``shadow.mirror(args, result=..., latency_s=...)`` by hand. See
+        :class:`~inferwatch.analyze.shadow.Shadow` for the arguments and the policy for
+        a full queue and a failing or hung candidate; ``record`` is a JSON-lines file for
+        ``inferwatch shadow report``. Call ``close()`` on it to stop mirroring.
+        """
+        from inferwatch.analyze.shadow import Shadow
+
+        shadow = Shadow(
+            candidate,
+            model=self.model,
+            version=self.version,
+            name=name,
+            sample_rate=sample_rate,
+            compare=compare,
+            queue_size=queue_size,
+            workers=workers,
+            timeout_s=timeout_s,
+            max_stuck=max_stuck,
+            record=record,
+            registry=self.registry,
+        )
+        self.registry.register(shadow)
+        return shadow
+
+    def memory_growth(
+        self,
+        *,
+        period_s: float = 5.0,
+        window_s: float = 600.0,
+        gpu: bool = True,
+        nvml: Any | None = None,
+        start: bool = True,
+    ) -> MemoryGrowthCollector:
+        """Export the trend of process RSS and GPU memory (leak detection):
+        ``process_memory_growth_bytes_per_second`` and
+        ``gpu_memory_growth_bytes_per_second{gpu}``, the Theil-Sen slope of samples taken
+        every ``period_s`` over the last ``window_s``. ``start``: sample from a daemon
+        thread (otherwise at each scrape). Alert with ``examples/rules/memory-leak.yml``.
+        """
+        from inferwatch.analyze.leak import MemoryGrowthCollector
+
+        collector = MemoryGrowthCollector(period_s=period_s, window_s=window_s, gpu=gpu, nvml=nvml)
+        self.registry.register(collector)
+        return collector.start() if start else collector
 
     # -- quality from delayed labels ---------------------------------------------------
 
@@ -343,6 +528,64 @@ class Monitor:
                 self.quality()
         assert self._quality is not None
         return self._quality
+
+    # -- structured logs and result cache -----------------------------------------------
+
+    def logs(
+        self,
+        path: str | os.PathLike[str] | None = "inferwatch.log",
+        *,
+        max_bytes: int = 50 * 1024 * 1024,
+        backups: int = 5,
+        redact: Sequence[str] = (),
+        personal: Sequence[str] = (),
+        salt: bytes | str | None = None,
+        level: int | str = "INFO",
+        propagate: bool = True,
+    ) -> InferenceLogging:
+        """Write one JSON line per inference of this model, per alert state change and
+        per probe result, through the ``logging`` loggers ``inferwatch.inference``,
+        ``inferwatch.alerts`` and ``inferwatch.probes``.
+
+        ``path``: the JSON-lines file, rotated past ``max_bytes`` (0: never) keeping
+        ``backups`` old files (``FILE.1`` newest); ``None`` for no file, only the
+        handlers you add. ``redact``: more field names to replace by ``[REDACTED]``
+        (names like ``password``/``token``/``api_key`` always are, and so are values
+        that look like credentials). ``personal``: field names (for example given to
+        :func:`~inferwatch.sdk.logs.log_context`) whose values are replaced by
+        ``pii:`` and a salted hash (``salt``: random per process unless given).
+        ``propagate``: also pass records to the root logger's handlers. Formatting
+        happens on a background thread; the request pays about a microsecond. Search
+        the files with ``inferwatch logs search``. Returns the
+        :class:`~inferwatch.sdk.logs.InferenceLogging` (``flush()``, ``close()``).
+        """
+        from inferwatch.sdk.logs import configure
+
+        return configure(
+            self._recorder,
+            self.registry,
+            path=path,
+            max_bytes=max_bytes,
+            backups=backups,
+            redact=redact,
+            personal=personal,
+            salt=salt,
+            level=level,
+            propagate=propagate,
+        )
+
+    def _export_cache(self, cache: Cache, fn: Callable[..., Any]) -> None:
+        """Bind a ``@track(cache=...)`` cache to ``fn`` and export its series."""
+        from inferwatch.sdk.cache import CacheCollector
+
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        name = name.replace("<locals>.", "")
+        cache.bind(self.model, self.version, name)
+        candidate = CacheCollector()
+        collector: CacheCollector = self.__dict__.setdefault("_cache_collector", candidate)
+        if collector is candidate:
+            self.registry.register(collector)
+        collector.caches.append(cache)
 
     def serve_metrics(self, port: int = 9108, addr: str = "127.0.0.1") -> MetricsServer:
         """Serve ``/metrics`` from a background thread (for scripts and batch workers).

@@ -5,6 +5,11 @@ two ``perf_counter_ns()`` reads, and one list append on exit. Classification of
 failures (error type, :class:`~inferwatch.Rejected`) happens only when the model code
 raises. Nothing here raises into the model service: a failure of the batch-size
 function or of the recording itself is counted as an internal error.
+
+Structured inference logs (:mod:`inferwatch.sdk.logs`) add one attribute check per
+call while no log is configured; a configured one adds one buffered tuple. A result
+cache (:mod:`inferwatch.sdk.cache`) is chosen at decoration time, so uncached functions
+pay nothing for it.
 """
 
 from __future__ import annotations
@@ -16,24 +21,47 @@ from time import perf_counter_ns
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from inferwatch._errors import Rejected
+from inferwatch._errors import ConfigError, Rejected
+from inferwatch.sdk.cache import UNCACHEABLE
+from inferwatch.sdk.logs import sink_for
 
 if TYPE_CHECKING:
+    from inferwatch.sdk.cache import Cache
     from inferwatch.sdk.recorder import InferenceRecorder
     from inferwatch.sdk.registry import Registry
 
 BatchSize = Callable[[Any], int] | int | None
+#: Whether any inference log is configured (set by :mod:`inferwatch.sdk.logs`): the one
+#: check the hot path makes for logs. A module global is the cheapest read there is.
+LOGGING = False
 _FOLD_MASK = 0x3FFF
 
 
-def record_exception(rec: InferenceRecorder, ns: int, exc: BaseException) -> None:
+def log_inference(
+    rec: InferenceRecorder, outcome: str, error_type: str, ns: int, size: int | None
+) -> None:
+    """Buffer the structured log record of one inference, when its model logs."""
+    sink = sink_for(rec)
+    if sink is not None:
+        sink.emit(outcome, error_type, ns, size)
+
+
+def record_exception(
+    rec: InferenceRecorder, ns: int, exc: BaseException, size: int | None = None
+) -> None:
     """Record a call that ended with ``exc`` as rejected or as an error of its type."""
     if isinstance(exc, Rejected):
         rec.rejected.append(ns)
+        outcome, etype = "rejected", ""
     elif isinstance(exc, GeneratorExit):
         rec.ok.append(ns)  # the consumer stopped iterating: not a failure of the model
+        outcome, etype = "success", ""
     else:
-        rec.errors.append((ns, type(exc).__name__))
+        etype = type(exc).__name__
+        rec.errors.append((ns, etype))
+        outcome = "error"
+    if LOGGING:
+        log_inference(rec, outcome, etype, ns, size)
 
 
 def _batch_getter(fn: Callable[..., Any], batch_size: BatchSize) -> Callable[..., int] | None:
@@ -60,9 +88,17 @@ def _batch_getter(fn: Callable[..., Any], batch_size: BatchSize) -> Callable[...
 
 
 def wrap(
-    fn: Callable[..., Any], rec: InferenceRecorder, registry: Registry, batch_size: BatchSize
+    fn: Callable[..., Any],
+    rec: InferenceRecorder,
+    registry: Registry,
+    batch_size: BatchSize,
+    cache: Cache | None = None,
 ) -> Callable[..., Any]:
-    """Wrap a sync, async, generator or async-generator function to record its calls."""
+    """Wrap a sync, async, generator or async-generator function to record its calls.
+
+    With a ``cache``, a sync or async function's results are cached (see
+    :class:`~inferwatch.sdk.cache.Cache`); generators cannot be cached.
+    """
     get_batch = _batch_getter(fn, batch_size)
     started = rec.started
     ok_append = rec.ok.append
@@ -84,6 +120,16 @@ def wrap(
             batched_append(ns)
             batch_append(size)
 
+    if cache is not None:
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise ConfigError(
+                f"cannot cache the results of generator function {fn.__qualname__!r}: "
+                "drop cache= or cache a function that returns its result",
+                field="cache",
+                value=cache,
+            )
+        return _wrap_cached(fn, rec, registry, cache, batch_of if get_batch else None, finish_ok)
+
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
@@ -96,9 +142,12 @@ def wrap(
                 async for item in fn(*args, **kwargs):
                     yield item
             except BaseException as exc:
-                record_exception(rec, perf_counter_ns() - t0, exc)
+                record_exception(rec, perf_counter_ns() - t0, exc, size)
                 raise
-            finish_ok(perf_counter_ns() - t0, size)
+            ns = perf_counter_ns() - t0
+            finish_ok(ns, size)
+            if LOGGING:
+                log_inference(rec, "success", "", ns, size)
 
         return agen_wrapper
 
@@ -113,9 +162,12 @@ def wrap(
             try:
                 result: Any = yield from fn(*args, **kwargs)
             except BaseException as exc:
-                record_exception(rec, perf_counter_ns() - t0, exc)
+                record_exception(rec, perf_counter_ns() - t0, exc, size)
                 raise
-            finish_ok(perf_counter_ns() - t0, size)
+            ns = perf_counter_ns() - t0
+            finish_ok(ns, size)
+            if LOGGING:
+                log_inference(rec, "success", "", ns, size)
             return result
 
         return gen_wrapper
@@ -131,9 +183,12 @@ def wrap(
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                record_exception(rec, perf_counter_ns() - t0, exc)
+                record_exception(rec, perf_counter_ns() - t0, exc, size)
                 raise
-            finish_ok(perf_counter_ns() - t0, size)
+            ns = perf_counter_ns() - t0
+            finish_ok(ns, size)
+            if LOGGING:
+                log_inference(rec, "success", "", ns, size)
             return result
 
         return async_wrapper
@@ -149,9 +204,12 @@ def wrap(
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                record_exception(rec, perf_counter_ns() - t0, exc)
+                record_exception(rec, perf_counter_ns() - t0, exc, size)
                 raise
-            finish_ok(perf_counter_ns() - t0, size)
+            ns = perf_counter_ns() - t0
+            finish_ok(ns, size)
+            if LOGGING:
+                log_inference(rec, "success", "", ns, size)
             return result
 
         return batched_wrapper
@@ -166,10 +224,95 @@ def wrap(
         except BaseException as exc:
             record_exception(rec, perf_counter_ns() - t0, exc)
             raise
-        ok_append(perf_counter_ns() - t0)
+        ns = perf_counter_ns() - t0
+        ok_append(ns)
+        if LOGGING:
+            log_inference(rec, "success", "", ns, None)
         return result
 
     return wrapper
+
+
+def _wrap_cached(
+    fn: Callable[..., Any],
+    rec: InferenceRecorder,
+    registry: Registry,
+    cache: Cache,
+    batch_of: Callable[[tuple[Any, ...], dict[str, Any]], int | None] | None,
+    finish_ok: Callable[[int, int | None], None],
+) -> Callable[..., Any]:
+    """The wrapper of a cached function: a hit is recorded as a fast successful call."""
+    started = rec.started
+    key_of = cache.key_of
+
+    def lookup(key: Any) -> tuple[bool, Any]:
+        try:
+            return cache.lookup(key)
+        except Exception as exc:  # a key whose __eq__ raises, ...
+            registry.internal_error("cache", exc)
+            return False, None
+
+    def store(key: Any, value: Any) -> None:
+        try:
+            cache.store(key, value)
+        except Exception as exc:
+            registry.internal_error("cache", exc)
+
+    def done(t0: int, size: int | None) -> None:
+        ns = perf_counter_ns() - t0
+        finish_ok(ns, size)
+        if LOGGING:
+            log_inference(rec, "success", "", ns, size)
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def cached_async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            size = batch_of(args, kwargs) if batch_of else None
+            if not next(started) & _FOLD_MASK:
+                rec.maybe_fold()
+            t0 = perf_counter_ns()
+            key = key_of(args, kwargs)
+            if key is not UNCACHEABLE:
+                hit, value = lookup(key)
+                if hit:
+                    done(t0, size)
+                    return value
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                record_exception(rec, perf_counter_ns() - t0, exc, size)
+                raise
+            if key is not UNCACHEABLE:
+                store(key, result)
+            done(t0, size)
+            return result
+
+        return cached_async_wrapper
+
+    @functools.wraps(fn)
+    def cached_wrapper(*args: Any, **kwargs: Any) -> Any:
+        size = batch_of(args, kwargs) if batch_of else None
+        if not next(started) & _FOLD_MASK:
+            rec.maybe_fold()
+        t0 = perf_counter_ns()
+        key = key_of(args, kwargs)
+        if key is not UNCACHEABLE:
+            hit, value = lookup(key)
+            if hit:
+                done(t0, size)
+                return value
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            record_exception(rec, perf_counter_ns() - t0, exc, size)
+            raise
+        if key is not UNCACHEABLE:
+            store(key, result)
+        done(t0, size)
+        return result
+
+    return cached_wrapper
 
 
 class Inference:
@@ -221,14 +364,17 @@ class Inference:
             rec.queue.append(self._queued_done - self._t0)
             rec.compute.append(end - self._queued_done)
         if exc is not None:
-            record_exception(rec, ns, exc)
-        elif self._rejected:
+            record_exception(rec, ns, exc, self.batch_size)
+            return
+        if self._rejected:
             rec.rejected.append(ns)
         elif self.batch_size is None:
             rec.ok.append(ns)
         else:
             rec.ok_batched.append(ns)
             rec.batches.append(int(self.batch_size))
+        if LOGGING:
+            log_inference(rec, "rejected" if self._rejected else "success", "", ns, self.batch_size)
 
     async def __aenter__(self) -> Inference:
         return self.__enter__()

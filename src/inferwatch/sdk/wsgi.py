@@ -15,10 +15,13 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from inferwatch.exposition import render
+from inferwatch.sdk.logs import REQUEST
 from inferwatch.sdk.registry import Registry
 
 if TYPE_CHECKING:
+    from inferwatch._errors import Rejected
     from inferwatch.health.checks import Readiness
+    from inferwatch.sdk.asgi import Admission
 
 ROUTE_KEY = "inferwatch.route"
 UNMATCHED = "<unmatched>"
@@ -60,7 +63,11 @@ class _TimedBody:
 
 class WSGIMetricsMiddleware:
     """Records every request of a WSGI app and answers ``metrics_path``, ``healthz_path``
-    and (with a ``readiness``) ``readyz_path``; ``None`` disables a path."""
+    and (with a ``readiness``) ``readyz_path``; ``None`` disables a path.
+
+    With an ``admission`` (a monitor's guards), a request it turns away is answered 503
+    with ``Retry-After`` before reaching the app (HTTP metrics route ``<shed>``).
+    """
 
     def __init__(
         self,
@@ -71,6 +78,7 @@ class WSGIMetricsMiddleware:
         healthz_path: str | None = None,
         readyz_path: str | None = None,
         readiness: Readiness | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -78,6 +86,7 @@ class WSGIMetricsMiddleware:
         self.healthz_path = healthz_path
         self.readyz_path = readyz_path if readiness is not None else None
         self.readiness = readiness
+        self.admission = admission
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -98,6 +107,10 @@ class WSGIMetricsMiddleware:
             return self._readiness(start_response, method)
         t0 = perf_counter_ns()
         status = [500]
+        if self.admission is not None:
+            rejection = self._admit()
+            if rejection is not None:
+                return self._shed(start_response, method, rejection, t0)
 
         def start(status_line: str, headers: Any, exc_info: Any = None) -> Any:
             with contextlib.suppress(ValueError):
@@ -111,12 +124,44 @@ class WSGIMetricsMiddleware:
             except Exception as exc:
                 self.registry.internal_error("wsgi", exc)
 
+        request_token = REQUEST.set(environ)  # for the trace id of inference logs
         try:
             response = self.app(environ, start)
         except BaseException:
             record()
             raise
+        finally:
+            REQUEST.reset(request_token)
         return _TimedBody(response, record)
+
+    def _admit(self) -> Rejected | None:
+        assert self.admission is not None
+        try:
+            return self.admission.check()
+        except Exception as exc:
+            self.registry.internal_error("wsgi", exc)
+            return None
+
+    def _shed(
+        self, start_response: StartResponse, method: str, rejection: Rejected, t0: int
+    ) -> Iterable[bytes]:
+        from inferwatch.sdk.asgi import SHED_ROUTE, retry_after_header, shed_body
+
+        body = shed_body(rejection)
+        start_response(
+            "503 Service Unavailable",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", retry_after_header(rejection)),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        try:
+            self.registry.http_recorder(method, SHED_ROUTE).record(perf_counter_ns() - t0, 503)
+        except Exception as exc:
+            self.registry.internal_error("wsgi", exc)
+        return [b"" if method == "HEAD" else body]
 
     def _readiness(self, start_response: StartResponse, method: str) -> Iterable[bytes]:
         assert self.readiness is not None
@@ -155,8 +200,13 @@ def instrument_flask(
     healthz_path: str | None = None,
     readyz_path: str | None = None,
     readiness: Readiness | None = None,
+    admission: Admission | None = None,
 ) -> Any:
-    """Install the middleware and the route-template hook on a Flask app."""
+    """Install the middleware and the route-template hook on a Flask app.
+
+    With an ``admission``, a :class:`~inferwatch.Rejected` raised by a view (for
+    example by ``monitor.admit()``) is answered 503 with ``Retry-After``.
+    """
     from flask import request
 
     def remember_route() -> None:
@@ -165,6 +215,15 @@ def instrument_flask(
             request.environ[ROUTE_KEY] = rule.rule
 
     app.before_request(remember_route)
+    if admission is not None:
+        from inferwatch._errors import Rejected
+        from inferwatch.sdk.asgi import retry_after_header, shed_body
+
+        def answer_rejected(exc: Rejected) -> Any:
+            headers = {"Retry-After": retry_after_header(exc), "Cache-Control": "no-store"}
+            return app.response_class(shed_body(exc), 503, headers, mimetype="application/json")
+
+        app.register_error_handler(Rejected, answer_rejected)
     app.wsgi_app = WSGIMetricsMiddleware(
         app.wsgi_app,
         registry,
@@ -172,5 +231,6 @@ def instrument_flask(
         healthz_path=healthz_path,
         readyz_path=readyz_path,
         readiness=readiness,
+        admission=admission,
     )
     return app
