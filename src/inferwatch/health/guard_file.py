@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from inferwatch._errors import ConfigError
 from inferwatch.health.guard import AdaptiveBatchSize, CircuitBreaker, Condition, Policy, Shed
 from inferwatch.health.guard_signals import signal_kind
+from inferwatch.rules.yamlpos import FileProblems
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -137,65 +138,17 @@ def parse_guard_file(
         ) from None
     reader = _Reader(file, signals)
     specs = reader.read(root) if root is not None else []
-    problems = reader.problems()
-    if problems:
-        first = problems[0]
-        raise ConfigError("\n".join(p[0] for p in problems), field=first[1], value=first[2])
+    reader.raise_if_any()
     return specs
 
 
-class _Reader:
+class _Reader(FileProblems):
     def __init__(self, file: str, signals: Collection[str]) -> None:
-        from inferwatch.rules.yamlpos import Decoder
-
-        self.file = file
+        super().__init__(file)
         self.signals = tuple(signals)
-        self.decoder = Decoder()
-        self.own: list[tuple[int, str, str, object]] = []
-
-    def problems(self) -> list[tuple[str, str | None, object]]:
-        found: list[tuple[int, str, str | None, object]] = [
-            (line, f"{self.file}:{line}: {reason}", None, None)
-            for line, reason in self.decoder.problems
-        ]
-        found.extend(
-            (line, f"{self.file}:{line}: {name}: {reason}", name, value)
-            for line, name, reason, value in self.own
-        )
-        found.sort(key=lambda p: p[0])
-        return [(message, name, value) for _, message, name, value in found]
-
-    def problem(self, node: Node, name: str, reason: str, value: object) -> None:
-        from inferwatch.rules.yamlpos import line_of
-
-        self.own.append((line_of(node), name, reason, value))
 
     def read(self, root: Node) -> list[GuardSpec]:
-        from inferwatch.rules.yamlpos import line_of
-
-        top = self.decoder.fields(root, "guard file", _TOP)
-        if top is None:
-            return []
-        if "guards" not in top:
-            self.problem(root, "guards", "a guard file needs a 'guards:' list", None)
-            return []
-        specs: list[GuardSpec] = []
-        seen: dict[str, int] = {}
-        for i, node in enumerate(self.decoder.sequence(top["guards"][1], "[]guard")):
-            spec = self._guard(f"guards[{i}]", node)
-            if spec is None:
-                continue
-            if spec.name in seen:
-                self.problem(
-                    node,
-                    f"guards[{i}].name",
-                    f"duplicate guard name {spec.name!r} (first at line {seen[spec.name]})",
-                    spec.name,
-                )
-                continue
-            seen[spec.name] = line_of(node)
-            specs.append(spec)
-        return specs
+        return self.named_list(root, _TOP, "guard", self._guard, lambda spec: spec.name)
 
     def _guard(self, where: str, node: Node) -> GuardSpec | None:
         from inferwatch.rules.yamlpos import line_of

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from inferwatch._errors import ConfigError
+from inferwatch.rules.yamlpos import FileProblems
 from inferwatch.sdk.family import FamilySnapshot
 from inferwatch.sdk.logs import log_probe_result
 
@@ -799,65 +800,13 @@ def parse_probe_file(text: str, *, file: str = "<string>") -> list[Probe]:
         ) from None
     reader = _FileReader(file)
     probes = reader.read(root) if root is not None else []
-    if reader.problems:
-        first = reader.problems[0]
-        raise ConfigError("\n".join(p[0] for p in reader.problems), field=first[1], value=first[2])
+    reader.raise_if_any()
     return probes
 
 
-class _FileReader:
-    def __init__(self, file: str) -> None:
-        from inferwatch.rules.yamlpos import Decoder
-
-        self.file = file
-        self.decoder = Decoder()
-        self.own: list[tuple[int, str, str, object]] = []
-
-    @property
-    def problems(self) -> list[tuple[str, str | None, object]]:
-        """``(message, field, value)`` for every problem, in line order."""
-        found: list[tuple[int, str, str | None, object]] = [
-            (line, f"{self.file}:{line}: {reason}", None, None)
-            for line, reason in self.decoder.problems
-        ]
-        found.extend(
-            (line, f"{self.file}:{line}: {name}: {reason}", name, value)
-            for line, name, reason, value in self.own
-        )
-        found.sort(key=lambda p: p[0])
-        return [(message, name, value) for _, message, name, value in found]
-
-    def problem(self, node: Node, name: str, reason: str, value: object) -> None:
-        from inferwatch.rules.yamlpos import line_of
-
-        self.own.append((line_of(node), name, reason, value))
-
+class _FileReader(FileProblems):
     def read(self, root: Node) -> list[Probe]:
-        top = self.decoder.fields(root, "probe file", _FILE_FIELDS)
-        if top is None:
-            return []
-        if "probes" not in top:
-            self.problem(root, "probes", "a probe file needs a 'probes:' list", None)
-            return []
-        probes: list[Probe] = []
-        seen: dict[str, int] = {}
-        from inferwatch.rules.yamlpos import line_of
-
-        for i, node in enumerate(self.decoder.sequence(top["probes"][1], "[]probe")):
-            probe = self._probe(f"probes[{i}]", node)
-            if probe is None:
-                continue
-            if probe.name in seen:
-                self.problem(
-                    node,
-                    f"probes[{i}].name",
-                    f"duplicate probe name {probe.name!r} (first at line {seen[probe.name]})",
-                    probe.name,
-                )
-                continue
-            seen[probe.name] = line_of(node)
-            probes.append(probe)
-        return probes
+        return self.named_list(root, _FILE_FIELDS, "probe", self._probe, lambda p: p.name)
 
     def _probe(self, where: str, node: Node) -> Probe | None:
         from yaml.nodes import ScalarNode

@@ -12,10 +12,13 @@ problem as ``(line, reason)`` in yaml.v3's words instead of stopping at the firs
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+_T = TypeVar("_T")
 
 _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
@@ -263,3 +266,77 @@ def _merged(node: MappingNode) -> list[tuple[Node, Node]]:
             taken.add(name)
             result.append((key, value))
     return result + own
+
+
+class FileProblems:
+    """What reading one YAML config file found wrong: the :class:`Decoder`'s problems and
+    the reader's own (:meth:`problem`), reported together as ``file:line: field: reason``
+    in line order. Readers of probe and guard files build on it."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.decoder = Decoder()
+        self.own: list[tuple[int, str, str, object]] = []
+
+    def problem(self, node: Node, name: str, reason: str, value: object) -> None:
+        """Note a problem of field ``name`` (with its offending ``value``) at ``node``."""
+        self.own.append((line_of(node), name, reason, value))
+
+    def problems(self) -> list[tuple[str, str | None, object]]:
+        """``(message, field, value)`` for every problem, in line order."""
+        found: list[tuple[int, str, str | None, object]] = [
+            (line, f"{self.file}:{line}: {reason}", None, None)
+            for line, reason in self.decoder.problems
+        ]
+        found.extend(
+            (line, f"{self.file}:{line}: {name}: {reason}", name, value)
+            for line, name, reason, value in self.own
+        )
+        found.sort(key=lambda p: p[0])
+        return [(message, name, value) for _, message, name, value in found]
+
+    def raise_if_any(self) -> None:
+        """Raise :class:`~inferwatch.ConfigError` listing every problem (field and value
+        of the first), if there is one."""
+        from inferwatch._errors import ConfigError
+
+        problems = self.problems()
+        if problems:
+            first = problems[0]
+            raise ConfigError("\n".join(p[0] for p in problems), field=first[1], value=first[2])
+
+    def named_list(
+        self,
+        root: Node,
+        top_fields: Collection[str],
+        noun: str,
+        item: Callable[[str, Node], _T | None],
+        name_of: Callable[[_T], str],
+    ) -> list[_T]:
+        """The items of the file's ``<noun>s:`` list, each read by ``item(where, node)``,
+        with a problem for a missing list and for a name given twice."""
+        key = f"{noun}s"
+        top = self.decoder.fields(root, f"{noun} file", top_fields)
+        if top is None:
+            return []
+        if key not in top:
+            self.problem(root, key, f"a {noun} file needs a '{key}:' list", None)
+            return []
+        out: list[_T] = []
+        seen: dict[str, int] = {}
+        for i, node in enumerate(self.decoder.sequence(top[key][1], f"[]{noun}")):
+            value = item(f"{key}[{i}]", node)
+            if value is None:
+                continue
+            name = name_of(value)
+            if name in seen:
+                self.problem(
+                    node,
+                    f"{key}[{i}].name",
+                    f"duplicate {noun} name {name!r} (first at line {seen[name]})",
+                    name,
+                )
+                continue
+            seen[name] = line_of(node)
+            out.append(value)
+        return out
