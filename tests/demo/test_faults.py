@@ -3,6 +3,7 @@ delayed labels) and fails readiness; an upstream input change shows as feature d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,3 +76,42 @@ def test_an_upstream_input_change_shows_as_drift_of_the_pixels(
     assert len(drifted) >= 60, drifted  # nearly every pixel, and the predictions
     right, wrong = _correct(monitor2)
     assert right / (right + wrong) < 0.9  # and accuracy falls with it
+
+
+def test_model_errors_open_the_circuit_and_requests_get_503_with_retry_after(
+    monitor: Monitor, asgi_client: Callable[[Any], Any], digits: DigitsData
+) -> None:
+    client = asgi_client(create_app(monitor=monitor, seed=0))
+    client.post("/faults", json={"errors": True})
+    rows = {"instances": digits.x_test[:1].tolist()}
+    statuses: list[int] = []
+    deadline = time.monotonic() + 15  # the breaker wants errors held for 2 s
+    while 503 not in statuses and time.monotonic() < deadline:
+        statuses.append(client.post("/predict", json=rows).status_code)
+        time.sleep(0.05)
+    assert statuses[0] == 500 and statuses[-1] == 503, statuses
+    shed = client.post("/predict", json=rows)
+    assert shed.status_code == 503 and int(shed.headers["retry-after"]) > 0
+    assert _snapshot(monitor, "inferwatch_guard_state")[("digits", "1", "model-errors")] == 1.0
+    assert (
+        _snapshot(monitor, "inferwatch_guard_rejected_total")[("digits", "1", "model-errors")] >= 2
+    )
+
+
+def test_a_shadow_candidate_is_compared_with_the_model_off_the_request_path(
+    monitor: Monitor, asgi_client: Callable[[Any], Any], digits: DigitsData
+) -> None:
+    app = create_app(monitor=monitor, seed=0)
+    client = asgi_client(app)
+    for start in range(0, 200, 2):
+        rows = digits.x_test[start : start + 2].tolist()
+        assert client.post("/predict", json={"instances": rows}).status_code == 200
+    assert app.state.shadow.join(timeout=30)
+    requests = _snapshot(monitor, "inferwatch_shadow_requests_total")
+    mirrored = sum(v for k, v in requests.items() if k[-1] == "ok")
+    assert 20 <= mirrored <= 80  # half of the 100 calls, sampled
+    compared = _snapshot(monitor, "inferwatch_shadow_comparisons_total")
+    agree = sum(v for k, v in compared.items() if k[-1] == "true")
+    disagree = sum(v for k, v in compared.items() if k[-1] == "false")
+    assert agree + disagree == mirrored
+    assert 0.5 < agree / mirrored < 1.0  # naive Bayes agrees on most calls, not all

@@ -41,6 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AllowInfNan, BaseModel, Field, Strict
 
+from inferwatch.health.guard import CircuitBreaker
 from inferwatch.sdk.monitor import Monitor
 
 if TYPE_CHECKING:
@@ -119,11 +120,16 @@ class Faults(BaseModel):
     ``model``: the model answers the next digit (as if a bad model were deployed):
     accuracy falls and ``/readyz`` fails its canary. ``input_drift``: every row is
     dimmed and offset before the model (as if an upstream preprocessing step changed):
-    the pixel features drift, and accuracy falls with them.
+    the pixel features drift, and accuracy falls with them. ``errors``: the model
+    raises: the error ratio climbs, the circuit breaker opens and requests are answered
+    503 with ``Retry-After`` until it closes. ``leak``: every request keeps 1 MiB for
+    good: ``process_memory_growth_bytes_per_second`` climbs (``inferwatch demo``).
     """
 
     model: bool = False
     input_drift: bool = False
+    errors: bool = False
+    leak: bool = False
 
 
 class SampleResponse(BaseModel):
@@ -180,6 +186,13 @@ class DigitsClassifier:
     def predict_proba(self, rows: FloatArray) -> FloatArray:
         """Class probabilities, one row per input row, columns in :attr:`classes` order."""
         return np.asarray(self._pipeline.predict_proba(rows), dtype=np.float64)
+
+
+def _candidate(data: DigitsData) -> Any:
+    """The shadow candidate: Gaussian naive Bayes on the same training rows."""
+    from sklearn.naive_bayes import GaussianNB
+
+    return GaussianNB().fit(data.x_train, data.y_train)
 
 
 def _field_path(loc: Sequence[int | str]) -> str:
@@ -244,9 +257,30 @@ def create_app(
 
     def model(rows: FloatArray) -> FloatArray:
         """The deployed model (answering the next digit under the ``model`` fault)."""
+        if faults.errors:
+            raise RuntimeError("injected fault: the model failed")
         proba = classifier.predict_proba(rows)
         return np.roll(proba, 1, axis=1) if faults.model else proba
 
+    # A candidate model (naive Bayes, trained on the same rows) sees half the calls in
+    # shadow: inferwatch_shadow_comparisons_total says how often it agrees.
+    candidate = _candidate(data)
+    shadow = monitor.shadow(
+        candidate.predict_proba,
+        name="naive-bayes",
+        sample_rate=0.5,
+        compare=lambda primary, other: bool(
+            (primary.argmax(axis=1) == np.asarray(other).argmax(axis=1)).all()
+        ),
+    )
+    # Errors above half of the calls for 2 s open the circuit for 20 s.
+    monitor.guard(
+        "model-errors",
+        CircuitBreaker("error_ratio > 0.5", for_s=2.0, open_s=20.0, half_open_requests=3),
+    )
+    leaked: list[bytearray] = []
+
+    @shadow
     @monitor.track(batch_size=len)
     def infer(rows: FloatArray) -> FloatArray:
         return model(rows)
@@ -320,7 +354,12 @@ def create_app(
     def predict(body: PredictRequest) -> PredictResponse:
         """Predict the digit of each 8x8 image (64 pixel values, row by row)."""
         rows = preprocess(np.asarray(body.instances, dtype=np.float64))
-        proba = infer(rows)
+        if faults.leak:
+            leaked.append(bytearray(1 << 20))
+        try:
+            proba = infer(rows)
+        except RuntimeError as exc:
+            raise HTTPException(status_code=500, detail=str(exc)) from None
         labels = classifier.classes[proba.argmax(axis=1)]
         ids = [uuid.uuid4().hex for _ in labels]
         scores = proba.max(axis=1).tolist()
@@ -354,6 +393,8 @@ def create_app(
         """Inject faults (``{"model": true}``, ``{"input_drift": true}``) or clear them."""
         faults.model = body.model
         faults.input_drift = body.input_drift
+        faults.errors = body.errors
+        faults.leak = body.leak
         monitor.set_model_loaded(True)  # re-run the canary at the next /readyz
         return faults
 
@@ -382,6 +423,7 @@ def create_app(
         return sample_of([index])
 
     app.state.classifier = classifier
+    app.state.shadow = shadow
     app.state.monitor = monitor
     monitor.instrument(app)
     return app
@@ -525,6 +567,10 @@ def run_demo(
     them across restarts, and the Prometheus HTTP API over them answers at
     ``/api/v1`` (``/api/v1/query``, ``/api/v1/query_range``, ...).
 
+    With ``db`` the demo also writes one JSON line per inference to ``<db>.log``
+    (``inferwatch logs search``). It samples its memory for leak detection
+    (``process_memory_growth_bytes_per_second``, see ``POST /faults {"leak": true}``).
+
     With ``traffic`` a background thread sends about ``rate`` requests per second of
     real test rows to ``/predict``, so ``/metrics`` moves on its own. ``port=0`` picks
     a free port. The URLs are printed (through ``echo``) before serving starts.
@@ -544,6 +590,8 @@ def run_demo(
         sock.close()
         raise
     classifier: DigitsClassifier = app.state.classifier
+    growth = monitor.memory_growth(period_s=2.0, window_s=60.0)
+    inference_log = monitor.logs(f"{db}.log") if db else None
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     generator: TrafficGenerator | None = None
     if traffic:
@@ -559,7 +607,10 @@ def run_demo(
     say(f"  predict  POST {base}/predict")
     say(f"  sample   GET  {base}/sample?n=3")
     say(f"  feedback POST {base}/feedback  (true labels; the traffic sends them 10 s later)")
-    say(f"  faults   POST {base}/faults  {{'model': true}} or {{'input_drift': true}}")
+    say(
+        f"  faults   POST {base}/faults  {{'model': true}}, {{'input_drift': true}}, "
+        "{'errors': true} or {'leak': true}"
+    )
     say(f"  ready    GET  {base}/readyz")
     say(f"  metrics  GET  {base}/metrics")
     say(f"  docs     GET  {base}/docs")
@@ -569,6 +620,7 @@ def run_demo(
     manager = _collect_into(store, monitor) if store is not None else None
     if store is not None:
         say(f"  store    {db} (this process's metrics every 5 s; kept across restarts)")
+        say(f"  logs     {db}.log (inferwatch logs search {db}.log --outcome error)")
     say("Press Ctrl-C to stop.")
     with _quiet_signal_exit(server):
         if generator is not None:
@@ -578,6 +630,9 @@ def run_demo(
         finally:
             if generator is not None:
                 generator.stop()
+            growth.stop()
+            if inference_log is not None:
+                inference_log.close()
             if manager is not None:
                 manager.stop()
             if store is not None:

@@ -354,7 +354,7 @@ class Monitor:
         record: str | os.PathLike[str] | None = None,
     ) -> Shadow:
         """Mirror ``sample_rate`` of this model's calls to ``candidate``, off the request
-        path, and export how they compare (``shadow_*{model, version, candidate}``).
+        path, and export how they compare (``inferwatch_shadow_*{model, version, candidate}``).
 
         Decorate the primary with the result (outermost)::
 
