@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import inspect
 import random
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
@@ -28,7 +26,7 @@ from inferwatch.analyze.leak import (
 from inferwatch.cli import app as cli
 from inferwatch.exposition import render
 from inferwatch.testing import FakeClock, FakeGPU, FakeNVML
-from tests.support import free_port
+from tests.support import free_port, serve_asgi
 
 MiB = 2**20
 
@@ -244,21 +242,10 @@ def service() -> Iterator[str]:
         return {"size": len(hoard)}
 
     api.mount("/debug/leaks", allocation_app())
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serve_asgi(api) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
         if tracemalloc.is_tracing():
             tracemalloc.stop()
 

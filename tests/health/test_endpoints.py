@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from flask import Flask
 from starlette.applications import Starlette
@@ -18,7 +15,7 @@ from starlette.routing import Route
 
 from inferwatch import Monitor
 from inferwatch.testing import FakeClock
-from tests.support import free_port
+from tests.support import serve_asgi
 
 Client = Any  # tests/conftest.py's ASGIClient
 
@@ -61,21 +58,8 @@ def digits() -> Digits:
 def served(monitor: Monitor, digits: Digits) -> Iterator[str]:
     """The instrumented FastAPI app under a real uvicorn on a free loopback port."""
     app = fastapi_app(monitor, digits)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_asgi(app) as url:
+        yield url
 
 
 def test_readiness_fails_and_recovers_over_real_http(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from inferwatch import ConfigError, Monitor, Registry, Rejected
@@ -28,7 +26,7 @@ from inferwatch.sdk.logs import (
     redact_text,
 )
 from tests.sdk.support import Samples
-from tests.support import free_port
+from tests.support import serve_asgi
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -175,21 +173,8 @@ def served(monitor: Monitor) -> Iterator[str]:
             return {"y": x * 3}
 
     monitor.instrument(app)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_asgi(app) as url:
+        yield url
 
 
 def test_traceparent_and_request_id_come_from_a_real_http_request(
