@@ -236,6 +236,102 @@ def tsdb_import(
     _echo(f"imported {result.samples} samples of {result.series} series into {path}{skipped}")
 
 
+report_app = typer.Typer(
+    name="report",
+    help="Reports computed from the store: cost.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app)
+
+
+@report_app.command("cost")
+def report_cost(
+    prices: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Price config (YAML); see examples.")
+    ],
+    db: Annotated[
+        Path | None,
+        typer.Option(help="The store to read; default $INFERWATCH_DB or ./inferwatch.db."),
+    ] = None,
+    window: Annotated[
+        float, typer.Option(min=60, help="Seconds back from now to cover.")
+    ] = 86400.0,
+    step: Annotated[float, typer.Option(min=1, help="Seconds between utilisation points.")] = 60.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Cost per model and per 1,000 inferences, utilisation, and right-sizing advice."""
+    import json
+    import time
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from inferwatch.analyze.cost import cost_report, load_prices
+    from inferwatch.promql.engine import Engine
+    from inferwatch.tsdb.store import Store, StoreError, default_path
+
+    path = db if db is not None else default_path()
+    if not path.exists():
+        err_console.print(f"[red]error:[/red] {escape(str(path))}: no such store", soft_wrap=True)
+        raise typer.Exit(code=1)
+    try:
+        config = load_prices(prices)
+        with Store(path) as store:
+            end = time.time()
+            report = cost_report(Engine(store), config, start=end - window, end=end, step=step)
+    except (InferwatchError, StoreError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    if json_output:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    cur = report.currency
+    table = Table(title=f"cost over the last {window / 3600:g} h, while seen ({cur})")
+    for column in (
+        "model",
+        "instance",
+        "hours",
+        "cost",
+        "inferences",
+        "per 1k",
+        "CPU p95",
+        "mem p95",
+    ):
+        table.add_column(column, justify="left" if column in ("model", "instance") else "right")
+    table.add_column("GPU p95", justify="right")
+    table.add_column("verdict")
+
+    def pct(u: object) -> str:
+        p95 = getattr(u, "p95", None)
+        return "-" if p95 is None else f"{p95:.0%}"
+
+    for m in report.models:
+        per = "-" if m.cost_per_1000 is None else f"{m.cost_per_1000:.4f}"
+        table.add_row(
+            escape(m.model),
+            f"{escape(m.instance_type)} x{m.replicas}",
+            f"{m.seconds / 3600:.2f}",
+            f"{m.cost:.2f}" if m.cost >= 1 else f"{m.cost:.4f}",
+            f"{m.inferences:.0f}",
+            per,
+            pct(m.cpu),
+            pct(m.memory),
+            pct(m.gpu),
+            m.verdict,
+        )
+    Console(highlight=False, width=max(console.width, 120)).print(table)
+    total = "-" if report.cost_per_1000 is None else f"{report.cost_per_1000:.4f}"
+    _echo(
+        f"total {report.total_cost:.4f} {cur}, {report.total_inferences:.0f} inferences, "
+        f"{total} {cur} per 1,000"
+    )
+    for m in report.models:
+        if m.verdict in ("too_big", "too_small"):
+            _echo(f"{m.model}: {m.verdict.replace('_', ' ')}: " + "; ".join(m.reasons))
+
+
 rules_app = typer.Typer(
     name="rules",
     help="Check and unit-test Prometheus rule files.",
