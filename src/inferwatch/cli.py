@@ -526,6 +526,41 @@ def leaks_stop(
     _echo("tracing stopped")
 
 
+anomaly_app = typer.Typer(
+    name="anomaly",
+    help="Dynamic thresholds: score a series for anomalies with the baseline detector.",
+    no_args_is_help=True,
+)
+app.add_typer(anomaly_app)
+
+
+@anomaly_app.command("score")
+def anomaly_score(
+    input_file: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV with a header row: timestamp,value (Unix seconds or ISO 8601).",
+        ),
+    ],
+    output_file: Annotated[
+        Path, typer.Option("--output", dir_okay=False, help="Where to write timestamp,value,score.")
+    ],
+) -> None:
+    """Score every row in order (no look-ahead); scores are in [0, 1]."""
+    from inferwatch.analyze.baseline import score_csv
+
+    try:
+        rows = score_csv(input_file, output_file)
+    except InferwatchError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    _echo(f"scored {rows} rows into {output_file}")
+
+
 feedback_app = typer.Typer(
     name="feedback",
     help="Give the true labels of logged predictions (model quality from delayed labels).",
