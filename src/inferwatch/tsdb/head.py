@@ -228,18 +228,13 @@ class Head:
             starts = np.searchsorted(keys, shifted + max(mint - base, 0), side="left")
             ends = np.searchsorted(keys, shifted + min(maxt - base, _TS_MAX), side="right")
         else:
-            n = len(self.batches)
-            meta = self._batch_meta[:n]
-            ts_all = meta[:, 0]
-            picked = np.flatnonzero(
-                (ts_all >= mint) & (ts_all <= maxt) & (meta[:, 1] < hi_ref) & (meta[:, 2] >= lo_ref)
-            )
+            picked = self._touching(0, lo_ref, hi_ref, mint, maxt)
             window = [self.batches[i] for i in picked.tolist()]
             all_refs, all_ts, all_values = self.sorted_samples(lo_ref, hi_ref, window)
             if all_refs.size == 0:
                 return out
             if all_refs.dtype != refs.dtype:
-                refs = refs[refs <= np.iinfo(all_refs.dtype).max].astype(all_refs.dtype)
+                refs = refs[refs <= _DTYPE_MAX[all_refs.dtype]].astype(all_refs.dtype)
             starts = np.searchsorted(all_refs, refs, side="left")
             ends = np.searchsorted(all_refs, refs, side="right")
         for ref, start, end in zip(refs.tolist(), starts.tolist(), ends.tolist(), strict=True):
@@ -247,16 +242,22 @@ class Head:
                 out[ref] = (all_ts[start:end], all_values[start:end])
         return out
 
+    def _touching(
+        self, start: int, lo_ref: int, hi_ref: int, mint: int, maxt: int
+    ) -> npt.NDArray[np.intp]:
+        """Indexes of the batches from ``start`` on with a timestamp in ``[mint, maxt]``
+        whose refs reach into ``[lo_ref, hi_ref)``."""
+        meta = self._batch_meta[start : len(self.batches)]
+        ts = meta[:, 0]
+        hit = (ts >= mint) & (ts <= maxt) & (meta[:, 1] < hi_ref) & (meta[:, 2] >= lo_ref)
+        return np.flatnonzero(hit) + start
+
     def _merged_for(self, lo_ref: int, hi_ref: int, mint: int, maxt: int) -> _Merged | None:
         """The whole-head merge when it serves this select, else None (sort a window)."""
         n = len(self.batches)
         merged = self._merged
         if merged is not None:
-            pending = self.batches[self._merged_n :]
-            if not any(
-                mint <= b.ts <= maxt and int(b.refs[0]) < hi_ref and int(b.refs[-1]) >= lo_ref
-                for b in pending
-            ):
+            if not self._touching(self._merged_n, lo_ref, hi_ref, mint, maxt).size:
                 return merged
             self._merged = None  # stale for this select; free its memory
         if self._reads < _READS_TO_MERGE:
