@@ -139,6 +139,18 @@ class ServerProcess:
         return self.spawned.process.returncode
 
 
+def server_command(setup: Setup, port: int, *extra: str) -> list[str]:
+    """``python -m inferwatch server`` on ``setup``'s files, listening on ``port``."""
+    return [
+        sys.executable, "-m", "inferwatch", "server",
+        "--config", str(setup.config),
+        "--alertmanager-config", str(setup.am_config),
+        "--db", str(setup.dir / "inferwatch.db"),
+        "--port", str(port),
+        *extra,
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def start_server(
     setup: Setup, spawn: Callable[[Sequence[str]], Spawned]
@@ -147,23 +159,7 @@ def start_server(
 
     def start(port: int | None = None, extra: Sequence[str] = ()) -> ServerProcess:
         port = port or free_port()
-        spawned = spawn(
-            [
-                sys.executable,
-                "-m",
-                "inferwatch",
-                "server",
-                "--config",
-                str(setup.config),
-                "--alertmanager-config",
-                str(setup.am_config),
-                "--db",
-                str(setup.dir / "inferwatch.db"),
-                "--port",
-                str(port),
-                *extra,
-            ]
-        )
+        spawned = spawn(server_command(setup, port, *extra))
         server = ServerProcess(spawned, f"http://127.0.0.1:{port}")
         wait_until(lambda: _ready(server), f"{server.url}/-/ready answers 200", server)
         return server
@@ -357,22 +353,7 @@ def test_broken_config_at_start_exits_non_zero_naming_the_problem(
     (setup.dir / file).write_text(text)
     port = free_port()
 
-    spawned = spawn(
-        [
-            sys.executable,
-            "-m",
-            "inferwatch",
-            "server",
-            "--config",
-            str(setup.config),
-            "--alertmanager-config",
-            str(setup.am_config),
-            "--db",
-            str(setup.dir / "inferwatch.db"),
-            "--port",
-            str(port),
-        ]
-    )
+    spawned = spawn(server_command(setup, port))
 
     assert spawned.process.wait(timeout=30) != 0
     output = spawned.output()
@@ -417,10 +398,7 @@ def test_a_broken_probe_file_stops_the_start_naming_file_and_line(
 ) -> None:
     probes = setup.dir / "probes.yml"
     probes.write_text("probes:\n- name: p\n  url: http://127.0.0.1:1/\n  method: FETCH\n")
-    spawned = spawn(
-        [sys.executable, "-m", "inferwatch", "server", "--db", str(setup.dir / "x.db"),
-         "--port", str(free_port()), "--probes", str(probes)]
-    )  # fmt: skip
+    spawned = spawn(server_command(setup, free_port(), "--probes", str(probes)))
     assert spawned.process.wait(timeout=30) == 1
     output = spawned.output()
     assert "probes.yml:4" in output and "FETCH" in output, output
