@@ -18,7 +18,7 @@ inside the command that needs them, so ``inferwatch --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -91,6 +91,19 @@ def _echo(line: str) -> None:
     console.print(line, markup=False, soft_wrap=True)
 
 
+def _error(message: str) -> None:
+    """Print ``error: message`` on stderr (``message`` is plain text, not markup)."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 1."""
+    _error(message)
+    raise typer.Exit(code=1)
+
+
 @app.command()
 def server(
     config: Annotated[
@@ -144,7 +157,6 @@ def server(
             "pip install 'inferwatch[server]'"
         )
         raise typer.Exit(code=1) from exc
-    from rich.markup import escape
 
     try:
         run_server(
@@ -158,8 +170,7 @@ def server(
             echo=_echo,
         )
     except (InferwatchError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc))
     except KeyboardInterrupt:
         pass
 
@@ -201,7 +212,6 @@ def tsdb_import(
 
     Run it while no server has the store open.
     """
-    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn
 
     from inferwatch.tsdb.backfill import BackfillError, import_openmetrics
@@ -226,12 +236,9 @@ def tsdb_import(
             with Store(path) as store:
                 result = import_openmetrics(store, file, progress=progress)
         except (BackfillError, StoreError) as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            _fail(str(exc))
         except OSError as exc:
-            reason = escape(f"{exc.filename or file}: {exc.strerror or exc}")
-            err_console.print(f"[red]error:[/red] {reason}", soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            _fail(f"{exc.filename or file}: {exc.strerror or exc}")
     skipped = f" ({result.skipped} skipped)" if result.skipped else ""
     _echo(f"imported {result.samples} samples of {result.series} series into {path}{skipped}")
 
@@ -274,16 +281,14 @@ def report_cost(
 
     path = db if db is not None else default_path()
     if not path.exists():
-        err_console.print(f"[red]error:[/red] {escape(str(path))}: no such store", soft_wrap=True)
-        raise typer.Exit(code=1)
+        _fail(f"{path}: no such store")
     try:
         config = load_prices(prices)
         with Store(path) as store:
             end = time.time()
             report = cost_report(Engine(store), config, start=end - window, end=end, step=step)
     except (InferwatchError, StoreError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc))
     if json_output:
         console.print_json(json.dumps(report.to_dict()))
         return
@@ -406,8 +411,7 @@ def shadow_report(
         try:
             records.extend(read_records(file))
         except (InferwatchError, OSError, UnicodeDecodeError) as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            _fail(str(exc))
     summaries = summarize(records)
     if json_output:
         _echo(json.dumps([s.to_dict() for s in summaries], indent=2))
@@ -443,26 +447,19 @@ app.add_typer(leaks_app)
 
 def _leaks_call(url: str, action: str, params: dict[str, str]) -> dict[str, object]:
     import httpx
-    from rich.markup import escape
 
     target = url.rstrip("/") + "/" + action
     try:
         response = httpx.post(target, params=params, timeout=60.0)
     except httpx.HTTPError as exc:
-        err_console.print(f"[red]error:[/red] {escape(target)}: {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(f"{target}: {exc}")
     try:
         body = response.json()
     except ValueError:
         body = {"error": response.text[:200]}
     if response.status_code != 200 or not isinstance(body, dict):
         reason = body.get("error") if isinstance(body, dict) else body
-        err_console.print(
-            f"[red]error:[/red] {escape(target)} answered {response.status_code}: "
-            f"{escape(str(reason))}",
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=1)
+        _fail(f"{target} answered {response.status_code}: {reason}")
     return body
 
 
@@ -598,23 +595,20 @@ def feedback_import(
     Bad rows are reported with file, line and field and skipped; the others are stored.
     Exit status 1 when any row was rejected.
     """
-    from rich.markup import escape
 
     from inferwatch.analyze.quality import QualityTracker
 
     try:
         tracker = QualityTracker(model, version, log=log, task=task, background=False)  # type: ignore[arg-type]
     except InferwatchError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc))
     with tracker:
         try:
             result = tracker.import_feedback_csv(file, join=False)
         except (InferwatchError, OSError, UnicodeDecodeError) as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            _fail(str(exc))
     for error in result.errors:
-        err_console.print(f"[red]error:[/red] {escape(error)}", soft_wrap=True)
+        _error(error)
     _echo(
         f"{file}: {result.rows} rows: {result.stored} stored for their predictions, "
         f"{result.pending} waiting for a prediction, {result.duplicate} duplicate, "
@@ -693,14 +687,11 @@ def logs_search(
         )
         result = search(files, query)
     except InferwatchError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc))
     except OSError as exc:
-        reason = escape(f"{exc.filename}: {exc.strerror or exc}")
-        err_console.print(f"[red]error:[/red] {reason}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(f"{exc.filename}: {exc.strerror or exc}")
     for path in result.missing:
-        err_console.print(f"[red]error:[/red] no log file {escape(str(path))}", soft_wrap=True)
+        _error(f"no log file {path}")
     if as_json:
         for line in json_lines(result.records):
             _echo(line)
