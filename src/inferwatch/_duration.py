@@ -5,6 +5,7 @@ Scrape configs, the promqltest runner and the HTTP API all take them.
 
 from __future__ import annotations
 
+import math
 import re
 
 #: Units largest first, each with its length in milliseconds (a year is 365 days).
@@ -33,3 +34,19 @@ def duration_ms(text: str) -> int | None:
     return sum(
         int(n) * unit for n, (_, unit) in zip(match.groups(), DURATION_UNITS, strict=True) if n
     )
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> None:
+    """Raise :class:`~inferwatch.ConfigError` naming ``name`` unless ``value`` is a finite
+    number of seconds above 0 (or 0 itself with ``allow_zero``); booleans are refused."""
+    from inferwatch._errors import ConfigError
+
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > 0 or (allow_zero and value == 0))
+    )
+    if not ok:
+        what = "a number >= 0" if allow_zero else "a positive number of seconds"
+        raise ConfigError(f"{name} must be {what}, got {value!r}", field=name, value=value)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+from inferwatch._duration import check_seconds
 from inferwatch._errors import ConfigError
 from inferwatch.sdk.family import FamilySnapshot
 
@@ -223,18 +224,8 @@ class MemoryGrowthCollector:
         gpu_memory: Callable[[], Mapping[str, float]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        for name, value in (("period_s", period_s), ("window_s", window_s)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigError(
-                    f"{name} must be a positive number of seconds, got {value!r}",
-                    field=name,
-                    value=value,
-                )
+        check_seconds("period_s", period_s)
+        check_seconds("window_s", window_s)
         if window_s < 2 * period_s:
             raise ConfigError(
                 f"window_s ({window_s!r}) must hold at least two periods (period_s={period_s!r})",

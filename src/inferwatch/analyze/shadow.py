@@ -61,6 +61,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from inferwatch._duration import check_seconds
 from inferwatch._errors import ConfigError
 from inferwatch.sdk.family import FamilySnapshot
 from inferwatch.sdk.sketch import QuantileSketch
@@ -252,17 +253,7 @@ class Shadow:
         _positive_int("queue_size", queue_size)
         _positive_int("workers", workers)
         _positive_int("max_stuck", max_stuck)
-        if (
-            isinstance(timeout_s, bool)
-            or not isinstance(timeout_s, int | float)
-            or not math.isfinite(timeout_s)
-            or timeout_s <= 0
-        ):
-            raise ConfigError(
-                f"timeout_s must be a positive number of seconds, got {timeout_s!r}",
-                field="timeout_s",
-                value=timeout_s,
-            )
+        check_seconds("timeout_s", timeout_s)
         if compare is not None and not callable(compare):
             raise ConfigError(
                 f"compare must be a function (primary, candidate) -> bool, got {compare!r}",

@@ -33,13 +33,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
-import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from inferwatch._duration import check_seconds
 from inferwatch._errors import ConfigError
 from inferwatch.sdk.family import FamilySnapshot
 
@@ -612,15 +612,7 @@ def _positive(
 ) -> None:
     if value is None and allow_none:
         return
-    ok = (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value > 0 or (allow_zero and value == 0))
-    )
-    if not ok:
-        what = "a number >= 0" if allow_zero else "a positive number of seconds"
-        raise ConfigError(f"{name} must be {what}, got {value!r}", field=name, value=value)
+    check_seconds(name, value, allow_zero=allow_zero)
 
 
 def _is_async_callable(fn: Callable[..., Any]) -> bool:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from inferwatch._duration import check_seconds
 from inferwatch._errors import ConfigError
 from inferwatch.rules.yamlpos import FileProblems
 from inferwatch.sdk.family import FamilySnapshot
@@ -287,18 +288,7 @@ class Probe:
             )
         object.__setattr__(self, "method", method)
         for name in ("interval_s", "timeout_s"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigError(
-                    f"{name} must be a positive number of seconds, got {value!r}",
-                    field=name,
-                    value=value,
-                )
+            check_seconds(name, getattr(self, name))
         if self.timeout_s > self.interval_s:
             raise ConfigError(
                 f"timeout {self.timeout_s:g}s is longer than the interval {self.interval_s:g}s; "
