@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from inferwatch._errors import ConfigError
 from inferwatch.health.guard import AdaptiveBatchSize, CircuitBreaker, Condition, Policy, Shed
 from inferwatch.health.guard_signals import signal_kind
-from inferwatch.rules.yamlpos import FileProblems
+from inferwatch.rules.yamlpos import FileProblems, config_document
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -128,14 +128,7 @@ def parse_guard_file(
     built-in ones. Raises :class:`ConfigError` listing every problem, one per line, as
     ``file:line: field: reason``; its ``field`` and ``value`` are the first problem's.
     """
-    from inferwatch.rules.yamlpos import YamlSyntaxError, first_document
-
-    try:
-        root = first_document(text)
-    except YamlSyntaxError as exc:
-        raise ConfigError(
-            f"{file}:{exc.line}: {exc.reason}" if exc.line else f"{file}: {exc.reason}"
-        ) from None
+    root = config_document(text, file)
     reader = _Reader(file, signals)
     specs = reader.read(root) if root is not None else []
     reader.raise_if_any()

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 from inferwatch._duration import check_seconds
 from inferwatch._errors import ConfigError
-from inferwatch.rules.yamlpos import FileProblems
+from inferwatch.rules.yamlpos import FileProblems, config_document
 from inferwatch.sdk.family import FamilySnapshot
 from inferwatch.sdk.logs import log_probe_result
 
@@ -780,14 +780,7 @@ def parse_probe_file(text: str, *, file: str = "<string>") -> list[Probe]:
     Raises :class:`ConfigError` listing every problem, one per line, as
     ``file:line: field: reason``; its ``field`` and ``value`` are the first problem's.
     """
-    from inferwatch.rules.yamlpos import YamlSyntaxError, first_document
-
-    try:
-        root = first_document(text)
-    except YamlSyntaxError as exc:
-        raise ConfigError(
-            f"{file}:{exc.line}: {exc.reason}" if exc.line else f"{file}: {exc.reason}"
-        ) from None
+    root = config_document(text, file)
     reader = _FileReader(file)
     probes = reader.read(root) if root is not None else []
     reader.raise_if_any()

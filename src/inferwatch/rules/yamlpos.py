@@ -268,6 +268,19 @@ def _merged(node: MappingNode) -> list[tuple[Node, Node]]:
     return result + own
 
 
+def config_document(text: str, file: str) -> Node | None:
+    """The first YAML document of a config file (None when empty); a syntax error
+    raises :class:`~inferwatch.ConfigError` as ``file:line: reason``."""
+    from inferwatch._errors import ConfigError
+
+    try:
+        return first_document(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(
+            f"{file}:{exc.line}: {exc.reason}" if exc.line else f"{file}: {exc.reason}"
+        ) from None
+
+
 class FileProblems:
     """What reading one YAML config file found wrong: the :class:`Decoder`'s problems and
     the reader's own (:meth:`problem`), reported together as ``file:line: field: reason``
