@@ -708,6 +708,15 @@ def logs_search(
     raise typer.Exit(code=1 if result.missing and not result.files else 0)
 
 
+from inferwatch.client.command import alerts as _alerts  # noqa: E402
+from inferwatch.client.command import query as _query  # noqa: E402
+from inferwatch.client.command import silence_app as _silence_app  # noqa: E402
+
+app.command("query")(_query)
+app.command("alerts")(_alerts)
+app.add_typer(_silence_app, name="silence")
+
+
 def main() -> None:
     """Entry point of the ``inferwatch`` console script."""
     app()
