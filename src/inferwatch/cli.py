@@ -112,8 +112,9 @@ def server(
             "--config",
             exists=True,
             dir_okay=False,
-            help="A Prometheus configuration file: scrape_configs, rule_files, global, "
-            "alerting (the same file a real Prometheus reads).",
+            help="An inferwatch.yaml (listen, storage, auth, prometheus, alertmanager, "
+            "probes, baselines, prices, scaling; see examples/inferwatch.yaml), or a plain "
+            "Prometheus configuration file (the same file a real Prometheus reads).",
         ),
     ] = None,
     alertmanager_config: Annotated[
@@ -129,10 +130,24 @@ def server(
     ] = None,
     db: Annotated[
         str,
-        typer.Option(help="The store's SQLite file. Default: $INFERWATCH_DB or inferwatch.db."),
+        typer.Option(
+            help="The store's SQLite file (over the config's storage.path). "
+            "Default: $INFERWATCH_DB or inferwatch.db."
+        ),
     ] = "",
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 9090,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port to listen on (over the config's listen). Default 127.0.0.1:9090; "
+            "anything not loopback needs auth in the config."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port to listen on (default 9090).")
+    ] = None,
     external_url: Annotated[
         str, typer.Option(help="The URL users reach this server at (for links in alerts).")
     ] = "",
@@ -147,7 +162,8 @@ def server(
         ),
     ] = None,
 ) -> None:
-    """Run Prometheus's and Alertmanager's jobs in one process, from their config files."""
+    """Run Prometheus's and Alertmanager's jobs, the analyzers and the dashboard in one
+    process, from an inferwatch.yaml (or a prometheus.yml and an alertmanager.yml)."""
     try:
         from inferwatch.server.app import run_server
         from inferwatch.tsdb.store import default_path
@@ -162,10 +178,11 @@ def server(
         run_server(
             str(config) if config else None,
             alertmanager_config_path=str(alertmanager_config) if alertmanager_config else None,
-            db=db or str(default_path()),
+            db=db or (None if config else str(default_path())),
             host=host,
             port=port,
-            external_url=external_url,
+            listen=listen,
+            external_url=external_url or None,
             probe_files=[str(p) for p in probes or ()],
             echo=_echo,
         )

@@ -72,23 +72,23 @@ def test_prometheus_sections_inferwatch_does_not_use_are_logged_and_ignored(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("scrape_confgs: []\n", "p.yml: scrape_confgs: unknown section"),
-        ("global: {scrape_intervl: 1s}\n", "p.yml: global.scrape_intervl: unknown field"),
-        ("global: {scrape_interval: 1x}\n", "p.yml: global.scrape_interval: invalid duration"),
+        ("scrape_confgs: []\n", "p.yml:1: scrape_confgs: unknown section"),
+        ("global: {scrape_intervl: 1s}\n", "p.yml:1: global.scrape_intervl: unknown field"),
+        ("global: {scrape_interval: 1x}\n", "p.yml:1: global.scrape_interval: invalid duration"),
         (
             "global: {scrape_interval: 1s, scrape_timeout: 2s}\n",
-            "p.yml: global.scrape_timeout: 2s is longer than scrape_interval",
+            "p.yml:1: global.scrape_timeout: 2s is longer than scrape_interval",
         ),
-        ("rule_files: a.yml\n", "p.yml: rule_files: must be a list"),
-        ("global: [1]\n", "p.yml: global: must be a mapping"),
+        ("rule_files: a.yml\n", "p.yml:1: rule_files: must be a list"),
+        ("global: [1]\n", "p.yml:1: global: must be a mapping"),
         ("a: [\n", "p.yml:2: not valid YAML"),
         (
             "alerting: {alertmanagers: [{api_version: v1}]}\n",
-            "p.yml: alerting.alertmanagers[0].api_version: only v2",
+            "p.yml:1: alerting.alertmanagers[0].api_version: only v2",
         ),
         (
             "alerting: {alertmanagers: [{timeout: soon}]}\n",
-            "p.yml: alerting.alertmanagers[0].timeout: invalid duration",
+            "p.yml:1: alerting.alertmanagers[0].timeout: invalid duration",
         ),
         (
             "scrape_configs: [{job_name: a, scrape_interval: 1m}]\nglobal: {scrape_timeout: 5s}\n",

@@ -106,7 +106,37 @@ def load_server_config(path: str | Path) -> ServerConfig:
 def parse_server_config(
     text: str, *, source: str = "<config>", base: Path | None = None
 ) -> ServerConfig:
-    """Parse the text of a Prometheus configuration file (see the module docstring)."""
+    """Parse the text of a Prometheus configuration file (see the module docstring).
+
+    Errors read ``<source>:<line>: <field>: <problem>``.
+    """
+    try:
+        return _parse(text, source, base)
+    except ConfigError as exc:
+        raise _with_line(exc, text, source) from None
+
+
+def _with_line(exc: ConfigError, text: str, source: str) -> ConfigError:
+    """``exc`` with the line of its field after the file name, when it has a field."""
+    import yaml
+
+    prefix = f"{source}: "
+    message = str(exc)
+    if not exc.field or not message.startswith(prefix):
+        return exc
+    from inferwatch.config import node_line, parse_field_path
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:  # pragma: no cover - it parsed a moment ago
+        return exc
+    line = node_line(root, parse_field_path(exc.field))
+    return ConfigError(
+        f"{source}:{line}: {message[len(prefix) :]}", field=exc.field, value=exc.value
+    )
+
+
+def _parse(text: str, source: str, base: Path | None) -> ServerConfig:
     import yaml
 
     try:
