@@ -15,7 +15,7 @@ on it comes from the server's own HTTP API through PromQL (``/api/v1/query``,
 The page learns which optional endpoints this app serves from the app's routes (so it
 never probes one that would answer 404): ``/api/v2/status`` (the embedded Alertmanager:
 the silence UI), ``/api/v1/targets`` and ``/faults`` (the demo's fault switches). These
-must be routes of the same Starlette app as the dashboard's.
+must be routes of the app the dashboard is in, or of an app that mounts it.
 
 The page and the assets are answered with ``Cache-Control: no-cache`` (browsers keep
 them and revalidate with the ETag), and the page with a Content-Security-Policy that
@@ -120,8 +120,14 @@ def index_html(features: Sequence[str] = ()) -> str:
 
 
 async def _index(request: Request) -> Response:
-    routes = request.app.routes if request.app is not None else []
-    features = [name for name, path in FEATURE_PATHS.items() if serves(routes, path)]
+    # The outermost router sees routes of an app that mounts this one (the demo's /faults).
+    tables = [getattr(request.scope.get("router"), "routes", None)]
+    tables.append(getattr(request.scope.get("app"), "routes", None))
+    features = [
+        name
+        for name, path in FEATURE_PATHS.items()
+        if any(isinstance(routes, list) and serves(routes, path) for routes in tables)
+    ]
     headers = {"Cache-Control": "no-cache", **_SECURITY_HEADERS}
     return HTMLResponse(index_html(features), headers=headers)
 

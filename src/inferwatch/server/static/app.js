@@ -286,13 +286,22 @@
     }
     if (!response.ok || (data && data.status === "error")) {
       const message =
-        (data && typeof data === "object" && (data.error || data.message)) ||
+        (data && typeof data === "object" && (data.error || data.message || detailText(data.detail))) ||
         text.trim() ||
         `${response.status} ${response.statusText}`;
       const type = (data && data.errorType) || "";
       throw new ApiError(`${type ? `${type}: ` : ""}${String(message).slice(0, 4000)}`, response.status, type);
     }
     return data;
+  }
+
+  /** FastAPI's error ``detail``: a string, or a list of {loc, msg}. */
+  function detailText(detail) {
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      return detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg || ""}`).join("; ");
+    }
+    return "";
   }
 
   const prom = {
