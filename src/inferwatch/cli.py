@@ -734,6 +734,11 @@ app.command("alerts")(_alerts)
 app.add_typer(_silence_app, name="silence")
 
 
+from inferwatch.loadtest.command import loadtest as _loadtest  # noqa: E402
+
+app.command("loadtest")(_loadtest)
+
+
 def main() -> None:
     """Entry point of the ``inferwatch`` console script."""
     app()
