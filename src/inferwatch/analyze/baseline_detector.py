@@ -47,14 +47,14 @@ class DetectorConfig:
     """
 
     alpha: float = 0.02
-    spread_alpha: float = 0.005
-    season_alpha: float = 0.3
+    spread_alpha: float = 0.0005
+    season_alpha: float = 0.5
     k: float = 4.0
     min_history: int = 30
-    clip: float = 4.0
+    clip: float = 8.0
     seasonal: bool = True
     damping: float = 0.9
-    damping_decay: float = 0.9995
+    damping_decay: float = 0.999
     score_scale: float = 8.0
 
     def __post_init__(self) -> None:
