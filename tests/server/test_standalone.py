@@ -244,6 +244,11 @@ def test_bearer_only_auth_challenges_with_bearer(tmp_path: Path) -> None:
             assert response.headers["www-authenticate"] == 'Bearer realm="inferwatch"'
             ok = httpx.get(f"{url}/api/v1/labels", headers={"Authorization": "Bearer abc"})
             assert ok.status_code == 200
+            # The page and its assets hold no data: a browser gets them without the token
+            # (it cannot send one by itself), and the page asks for the token.
+            assert httpx.get(f"{url}/", timeout=5).status_code == 200
+            assert httpx.get(f"{url}/static/app.js", timeout=5).status_code == 200
+            assert httpx.get(f"{url}/federate?match[]=up", timeout=5).status_code == 401
     finally:
         server.stop()
 

@@ -338,8 +338,8 @@ class Server:
         from starlette.routing import BaseRoute
 
         from inferwatch.server.api import PrometheusAPI
-        from inferwatch.server.auth import AuthMiddleware
-        from inferwatch.server.dashboard import dashboard_routes
+        from inferwatch.server.auth import OPEN_PATHS, AuthMiddleware
+        from inferwatch.server.dashboard import dashboard_routes, public_paths
         from inferwatch.server.federate import federate_route
         from inferwatch.server.rules_api import rules_routes
         from inferwatch.server.targets_api import targets_route
@@ -363,11 +363,16 @@ class Server:
             routes.append(Mount("", app=self.alertmanager.api_app()))
         middleware = []
         if self.auth is not None:
+            # A browser cannot send a bearer token when it opens a page: with only a token,
+            # the page and its assets (which hold no data) are served without one, and the
+            # page asks for the token before it calls the API.
+            open_paths = OPEN_PATHS if self.auth.basic_auth else OPEN_PATHS | public_paths()
             middleware.append(
                 Middleware(
                     AuthMiddleware,
                     bearer_token=self.auth.bearer_token,
                     basic_auth=self.auth.basic_auth,
+                    open_paths=open_paths,
                 )
             )
         return Starlette(routes=routes, middleware=middleware)
