@@ -59,10 +59,33 @@ def demo(
         ),
     ] = "",
     no_store: Annotated[
-        bool, typer.Option("--no-store", help="Do not keep metrics in the embedded store.")
+        bool,
+        typer.Option("--no-store", help="Keep the metrics in a temporary store, removed at exit."),
+    ] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            help="Also send alerts that fire and resolve to this URL (Alertmanager's "
+            "webhook payload, from the embedded Alertmanager)."
+        ),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="NAME",
+            help="Start with this fault on (repeatable): latency, errors, input-drift, "
+            "model, leak, gpu. Later: inferwatch fault NAME [--off].",
+        ),
+    ] = None,
+    fake_gpu: Annotated[
+        bool,
+        typer.Option("--fake-gpu", help="Show a simulated GPU even where NVML finds a real one."),
     ] = False,
 ) -> None:
-    """Serve a real scikit-learn digit classifier with /predict and /metrics, until Ctrl-C."""
+    """The whole product in one command: a real scikit-learn digit classifier with
+    traffic and delayed labels, the embedded store, default rules and alerts, and the
+    dashboard, on one port, until Ctrl-C."""
     try:
         from inferwatch.demo import run_demo
     except ImportError as exc:
@@ -72,10 +95,20 @@ def demo(
         )
         raise typer.Exit(code=1) from exc
     try:
+        from inferwatch.demo.command import fault_key
         from inferwatch.tsdb.store import default_path
 
         store_path = None if no_store else (db or str(default_path()))
-        run_demo(host=host, port=port, traffic=traffic, echo=_echo, db=store_path)
+        run_demo(
+            host=host,
+            port=port,
+            traffic=traffic,
+            echo=_echo,
+            db=store_path,
+            webhook=webhook,
+            faults=[fault_key(name) for name in fault or ()],
+            fake_gpu=True if fake_gpu else None,
+        )
     except OSError as exc:
         err_console.print(f"[red]error:[/red] {exc.strerror or exc}")
         raise typer.Exit(code=1) from exc
@@ -733,6 +766,9 @@ app.command("query")(_query)
 app.command("alerts")(_alerts)
 app.add_typer(_silence_app, name="silence")
 
+from inferwatch.demo.command import fault as _fault  # noqa: E402
+
+app.command("fault")(_fault)
 
 from inferwatch.loadtest.command import loadtest as _loadtest  # noqa: E402
 

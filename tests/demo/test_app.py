@@ -131,7 +131,7 @@ def test_sample_index_outside_the_test_split_is_404(client: Client) -> None:
 
 
 def test_index_lists_the_urls(client: Client) -> None:
-    urls = client.get("/").json()["urls"]
+    urls = client.get("/demo").json()["urls"]
     assert {"predict", "sample", "metrics", "docs"} <= set(urls)
 
 

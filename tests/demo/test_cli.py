@@ -144,3 +144,38 @@ def test_demo_keeps_its_metrics_in_the_store_through_kill_9(
     with Store(db) as store:
         after = store.select(counter, 0, 2**62)[0].values.tolist()
     assert after[: len(seen)] == seen  # every sample read before the kill is still there
+
+
+def test_demo_help_lists_the_alerting_and_fault_options() -> None:
+    result = CliRunner().invoke(app, ["demo", "--help"])
+    assert result.exit_code == 0
+    for option in ("--webhook", "--fault", "--fake-gpu"):
+        assert option in result.output
+
+
+def test_fault_with_an_unknown_name_fails_naming_the_choices() -> None:
+    result = CliRunner().invoke(app, ["fault", "slowness"])
+    assert result.exit_code == 1
+    assert "unknown fault 'slowness'" in result.output
+    assert "latency, errors, input-drift, model, leak, gpu" in result.output
+
+
+def test_fault_without_a_running_demo_says_where_it_looked(free_port: int) -> None:
+    url = f"http://127.0.0.1:{free_port}"
+    result = CliRunner().invoke(app, ["fault", "errors", "--url", url])
+    assert result.exit_code == 1
+    assert f"cannot reach the demo at {url}/faults" in result.output
+
+
+def test_demo_with_an_unknown_fault_fails_before_listening(free_port: int) -> None:
+    result = CliRunner().invoke(app, ["demo", "--port", str(free_port), "--fault", "slow"])
+    assert result.exit_code == 1
+    assert "unknown fault 'slow'" in result.output
+
+
+def test_demo_with_a_bad_webhook_fails_naming_the_option(free_port: int) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--port", str(free_port), "--no-store", "--webhook", "localhost:5001"]
+    )
+    assert result.exit_code == 1
+    assert "--webhook: not an http(s) URL" in result.output

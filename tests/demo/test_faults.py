@@ -55,7 +55,7 @@ def test_a_bad_model_drops_accuracy_and_fails_readiness(
     right2, wrong2 = _correct(monitor)
     assert right2 + wrong2 == 400 and (right2 - right) / 200 < 0.1
 
-    client.post("/faults", json={})
+    assert client.post("/faults", json={"model": False}).json()["model"] is False
     assert client.get("/readyz").status_code == 200
 
 
@@ -115,3 +115,65 @@ def test_a_shadow_candidate_is_compared_with_the_model_off_the_request_path(
     disagree = sum(v for k, v in compared.items() if k[-1] == "false")
     assert agree + disagree == mirrored
     assert 0.5 < agree / mirrored < 1.0  # naive Bayes agrees on most calls, not all
+
+
+def test_post_faults_changes_only_the_keys_given(
+    monitor: Monitor, asgi_client: Callable[[Any], Any]
+) -> None:
+    client = asgi_client(create_app(monitor=monitor, seed=0))
+    client.post("/faults", json={"leak": True})
+    answer = client.post("/faults", json={"latency": True}).json()
+    assert {k for k, on in answer.items() if on} == {"leak", "latency"}
+    assert client.post("/faults", json={"leak": False}).json()["latency"] is True
+    assert not any(client.request("DELETE", "/faults").json().values())
+
+
+def test_get_faults_lists_every_fault_as_a_boolean(client: Any) -> None:
+    faults = client.get("/faults").json()
+    assert faults == dict.fromkeys(
+        ("latency", "errors", "input_drift", "model", "leak", "gpu"), False
+    )
+
+
+def test_an_unknown_fault_is_422_naming_it(client: Any) -> None:
+    response = client.post("/faults", json={"erors": True})
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("erors: ")
+
+
+def test_the_gpu_fault_without_a_gpu_is_409(client: Any) -> None:
+    response = client.post("/faults", json={"gpu": True})
+    assert response.status_code == 409
+    assert client.get("/faults").json()["gpu"] is False
+
+
+def test_the_latency_fault_slows_every_inference(
+    monitor: Monitor,
+    asgi_client: Callable[[Any], Any],
+    digits: DigitsData,
+    metric_value: Callable[..., float | None],
+) -> None:
+    client = asgi_client(create_app(monitor=monitor, seed=0))
+    client.post("/faults", json={"latency": True})
+    rows = {"instances": digits.x_test[:1].tolist()}
+    for _ in range(3):
+        assert client.post("/predict", json=rows).status_code == 200
+    text = client.get("/metrics").text
+    total = metric_value(text, "inferwatch_inference_duration_seconds_sum", model="digits")
+    count = metric_value(text, "inferwatch_inference_duration_seconds_count", model="digits")
+    assert count == 3 and total is not None and total / count >= 0.3
+
+
+def test_the_circuit_breaker_never_sheds_faults_or_metrics(
+    monitor: Monitor, asgi_client: Callable[[Any], Any], digits: DigitsData
+) -> None:
+    client = asgi_client(create_app(monitor=monitor, seed=0))
+    client.post("/faults", json={"errors": True})
+    rows = {"instances": digits.x_test[:1].tolist()}
+    deadline = time.monotonic() + 15
+    while client.post("/predict", json=rows).status_code != 503:
+        assert time.monotonic() < deadline, "the circuit did not open"
+        time.sleep(0.05)
+    assert client.post("/faults", json={"errors": False}).status_code == 200
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/demo").status_code == 200

@@ -39,15 +39,18 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AllowInfNan, BaseModel, Field, Strict
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictBool
 
-from inferwatch.health.guard import CircuitBreaker
+from inferwatch._errors import ConfigError
+from inferwatch.demo.gpu import DemoGPU
+from inferwatch.health.guard import CircuitBreaker, Guard, GuardSet
+from inferwatch.sdk.asgi import retry_after_header
 from inferwatch.sdk.monitor import Monitor
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from inferwatch.scrape import ScrapeManager
+    from inferwatch.sdk.registry import Registry
     from inferwatch.tsdb.store import Store
 
 #: Pixels per digit image (8x8, row by row, intensities 0..16).
@@ -115,21 +118,45 @@ class FeedbackResponse(BaseModel):
 
 
 class Faults(BaseModel):
-    """Faults to inject, to watch the monitoring catch them.
+    """Faults to inject, to watch the monitoring catch them (``GET /faults``).
 
-    ``model``: the model answers the next digit (as if a bad model were deployed):
-    accuracy falls and ``/readyz`` fails its canary. ``input_drift``: every row is
-    dimmed and offset before the model (as if an upstream preprocessing step changed):
-    the pixel features drift, and accuracy falls with them. ``errors``: the model
-    raises: the error ratio climbs, the circuit breaker opens and requests are answered
-    503 with ``Retry-After`` until it closes. ``leak``: every request keeps 1 MiB for
-    good: ``process_memory_growth_bytes_per_second`` climbs (``inferwatch demo``).
+    ``latency``: every request takes about 300 ms more (``HighLatencyP99``,
+    ``LatencyAboveBaseline``). ``errors``: the model raises: the error ratio climbs, the
+    circuit breaker opens and requests are answered 503 with ``Retry-After`` until it
+    closes (``HighErrorRatio``). ``input_drift``: every row is dimmed and offset before
+    the model (as if an upstream preprocessing step changed): the pixel features drift,
+    and accuracy falls with them (``InputDrift``). ``model``: the model answers the next
+    digit (as if a bad model were deployed): accuracy falls and ``/readyz`` fails its
+    canary (``LowAccuracy``, ``ModelNotReady``). ``leak``: every request keeps 1 MiB for
+    good: ``process_memory_growth_bytes_per_second`` climbs (``MemoryLeak``). ``gpu``:
+    the demo's simulated GPU is 97% full, 100% busy and at 90 °C (``GPUMemoryPressure``,
+    ``GPUHot``).
     """
 
-    model: bool = False
-    input_drift: bool = False
+    latency: bool = False
     errors: bool = False
+    input_drift: bool = False
+    model: bool = False
     leak: bool = False
+    gpu: bool = False
+
+
+class FaultsUpdate(BaseModel):
+    """The body of ``POST /faults``: the faults to turn on (true) or off (false); the
+    ones left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency: StrictBool | None = None
+    errors: StrictBool | None = None
+    input_drift: StrictBool | None = None
+    model: StrictBool | None = None
+    leak: StrictBool | None = None
+    gpu: StrictBool | None = None
+
+
+#: How much longer each request takes under the ``latency`` fault, in seconds.
+LATENCY_FAULT_S = 0.3
 
 
 class SampleResponse(BaseModel):
@@ -230,6 +257,7 @@ def create_app(
     seed: int = 0,
     store: Store | None = None,
     prediction_log: str = ":memory:",
+    gpu: DemoGPU | None = None,
 ) -> FastAPI:
     """The demo FastAPI app, with its model trained and ``/metrics``, ``/healthz`` and
     ``/readyz`` mounted, its predictions logged for labels (``POST /feedback``) and its
@@ -241,6 +269,8 @@ def create_app(
     ``store``, the Prometheus HTTP API over it is mounted at ``/api/v1`` (Grafana can
     use the demo as a Prometheus data source), with the monitor's metric metadata.
     ``prediction_log``: the SQLite file (or ``postgresql://`` URL) of the prediction log.
+    ``gpu``: the GPU the ``gpu`` fault presses (see :class:`~inferwatch.demo.gpu.DemoGPU`;
+    without one, turning that fault on is answered 409).
     """
     from inferwatch.analyze.profile import ReferenceProfile
 
@@ -257,6 +287,8 @@ def create_app(
 
     def model(rows: FloatArray) -> FloatArray:
         """The deployed model (answering the next digit under the ``model`` fault)."""
+        if faults.latency:
+            time.sleep(LATENCY_FAULT_S)
         if faults.errors:
             raise RuntimeError("injected fault: the model failed")
         proba = classifier.predict_proba(rows)
@@ -273,11 +305,20 @@ def create_app(
             (primary.argmax(axis=1) == np.asarray(other).argmax(axis=1)).all()
         ),
     )
-    # Errors above half of the calls for 2 s open the circuit for 20 s.
-    monitor.guard(
-        "model-errors",
-        CircuitBreaker("error_ratio > 0.5", for_s=2.0, open_s=20.0, half_open_requests=3),
+    # Errors above half of the calls for 2 s open the circuit for 10 s. The breaker guards
+    # /predict only (not through monitor.guard(), whose middleware check covers every
+    # path): /faults, the dashboard and the APIs must answer while the circuit is open.
+    recorder = monitor.registry.inference_recorder(monitor.model, monitor.version)
+    breaker = GuardSet(recorder)
+    breaker.add(
+        Guard(
+            "model-errors",
+            CircuitBreaker("error_ratio > 0.5", for_s=2.0, open_s=10.0, half_open_requests=3),
+            recorder=recorder,
+            registry=monitor.registry,
+        )
     )
+    monitor.registry.register(breaker)
     leaked: list[bytearray] = []
 
     @shadow
@@ -290,8 +331,8 @@ def create_app(
         ReferenceProfile.from_data(
             data.x_train, feature_names=PIXELS, predictions=data.y_train.astype(str)
         ),
-        window=300.0,
-        slices=10,
+        window=60.0,
+        slices=6,
     )
     # The canary: rows of the test split the clean model gets right must stay right.
     canary_rows = data.x_test[:40]
@@ -327,7 +368,7 @@ def create_app(
         "sample": "GET /sample?n=5",
         "sample_by_index": "GET /sample/{index}",
         "feedback": "POST /feedback  {'labels': [{'request_id': ..., 'label': 3}]}",
-        "faults": "POST /faults  {'model': true, 'input_drift': true}",
+        "faults": "POST /faults  {'errors': true}; GET /faults; DELETE /faults clears all",
         "metrics": "GET /metrics",
         "ready": "GET /readyz",
         "docs": "GET /docs",
@@ -339,7 +380,7 @@ def create_app(
         app.mount("/api/v1", api)
         urls["query"] = "GET /api/v1/query?query=inferwatch_inferences_total"
 
-    @app.get("/")
+    @app.get("/demo")
     def index() -> dict[str, Any]:
         """What this service is and the URLs it answers."""
         return {
@@ -352,7 +393,13 @@ def create_app(
 
     @app.post("/predict", response_model_exclude_none=True)
     def predict(body: PredictRequest) -> PredictResponse:
-        """Predict the digit of each 8x8 image (64 pixel values, row by row)."""
+        """Predict the digit of each 8x8 image (64 pixel values, row by row).
+
+        Answered 503 with ``Retry-After`` while the circuit breaker is open."""
+        rejection = breaker.check()
+        if rejection is not None:
+            headers = {"Retry-After": retry_after_header(rejection)}
+            raise HTTPException(status_code=503, detail=str(rejection), headers=headers)
         rows = preprocess(np.asarray(body.instances, dtype=np.float64))
         if faults.leak:
             leaked.append(bytearray(1 << 20))
@@ -388,15 +435,28 @@ def create_app(
         """The faults injected now."""
         return faults
 
-    @app.post("/faults")
-    def set_faults(body: Faults) -> Faults:
-        """Inject faults (``{"model": true}``, ``{"input_drift": true}``) or clear them."""
-        faults.model = body.model
-        faults.input_drift = body.input_drift
-        faults.errors = body.errors
-        faults.leak = body.leak
+    @app.post("/faults", responses={409: {"description": "No GPU for the gpu fault."}})
+    def set_faults(body: FaultsUpdate) -> Faults:
+        """Turn faults on or off (``{"errors": true}``); keys left out stay as they are."""
+        changes = body.model_dump(exclude_none=True)
+        if changes.get("gpu"):
+            if gpu is None:
+                raise HTTPException(status_code=409, detail="this demo app has no GPU to press")
+            try:
+                gpu.set_pressure(True)
+            except RuntimeError as exc:
+                raise HTTPException(status_code=409, detail=str(exc)) from None
+        elif "gpu" in changes and gpu is not None and gpu.fake is not None:
+            gpu.set_pressure(False)
+        for name, on in changes.items():
+            setattr(faults, name, on)
         monitor.set_model_loaded(True)  # re-run the canary at the next /readyz
         return faults
+
+    @app.delete("/faults")
+    def clear_faults() -> Faults:
+        """Turn every fault off."""
+        return set_faults(FaultsUpdate(**dict.fromkeys(Faults.model_fields, False)))
 
     def sample_of(indices: list[int]) -> SampleResponse:
         return SampleResponse(
@@ -424,6 +484,8 @@ def create_app(
 
     app.state.classifier = classifier
     app.state.shadow = shadow
+    app.state.faults = faults
+    app.state.set_faults = set_faults
     app.state.monitor = monitor
     monitor.instrument(app)
     return app
@@ -436,7 +498,9 @@ class TrafficGenerator:
     ``max_batch`` rows. Failed requests are ignored: the point is live numbers on
     ``/metrics``, not a load test. With ``labels`` (the true digit of each row) and
     ``feedback_url``, the true labels of the answered rows follow ``label_delay_s``
-    later, as the labels of a real service arrive after its predictions.
+    later, as the labels of a real service arrive after its predictions. With
+    ``probe_url``, that URL is fetched every ``probe_every_s`` seconds, as an
+    orchestrator probes readiness (so ``inferwatch_ready`` stays current).
     """
 
     def __init__(
@@ -451,6 +515,8 @@ class TrafficGenerator:
         labels: IntArray | None = None,
         feedback_url: str | None = None,
         label_delay_s: float = 10.0,
+        probe_url: str | None = None,
+        probe_every_s: float = 5.0,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
@@ -463,6 +529,9 @@ class TrafficGenerator:
         self.labels = labels
         self.feedback_url = feedback_url
         self.label_delay_s = label_delay_s
+        self.probe_url = probe_url
+        self.probe_every_s = probe_every_s
+        self._next_probe = 0.0
         self._due: list[tuple[float, list[dict[str, Any]]]] = []
         self._ready = ready
         self._rng = random.Random(seed)
@@ -485,6 +554,18 @@ class TrafficGenerator:
             if self._ready():
                 self._post_one()
                 self._send_due_labels()
+                self._probe()
+
+    def _probe(self) -> None:
+        now = time.monotonic()
+        if self.probe_url is None or now < self._next_probe:
+            return
+        self._next_probe = now + self.probe_every_s
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(self.probe_url, timeout=5) as response,
+        ):
+            response.read()
 
     def _post_one(self) -> None:
         size = self._rng.randint(1, self.max_batch)
@@ -559,34 +640,68 @@ def run_demo(
     monitor: Monitor | None = None,
     echo: Callable[[str], None] | None = None,
     db: str | None = None,
+    webhook: str | None = None,
+    faults: Sequence[str] = (),
+    fake_gpu: bool | None = None,
+    interval_s: float = 2.0,
+    on_start: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the demo with uvicorn until Ctrl-C (or SIGTERM), then return.
+    """Serve the demo and its monitoring on one port until Ctrl-C (or SIGTERM), then return.
 
-    With ``db`` (a file path) the process's own metrics are collected every 5 s
-    straight into the embedded store in that file (no HTTP round trip), which keeps
-    them across restarts, and the Prometheus HTTP API over them answers at
-    ``/api/v1`` (``/api/v1/query``, ``/api/v1/query_range``, ...).
+    One process serves the model (``/predict``, ``/metrics``, ``/faults``, ...) and an
+    embedded inferwatch server (:class:`~inferwatch.demo.stack.DemoStack`): the
+    dashboard at ``/``, the Prometheus API at ``/api/v1``, Alertmanager's at ``/api/v2``.
+    The process's metrics are collected every ``interval_s`` seconds into the store in
+    ``db`` (``None``: a temporary file), the packaged rules (``rules.yml``) and baseline
+    (``baselines.yml``) are evaluated as often, and alerts that fire or resolve are
+    printed (through ``echo``) and sent to ``webhook`` when given.
 
     With ``db`` the demo also writes one JSON line per inference to ``<db>.log``
     (``inferwatch logs search``). It samples its memory for leak detection
-    (``process_memory_growth_bytes_per_second``, see ``POST /faults {"leak": true}``).
+    (``process_memory_growth_bytes_per_second``). ``faults``: faults on from the start
+    (``Faults`` field names, such as ``"errors"``). ``fake_gpu``: show a simulated GPU
+    (``None``: only when NVML finds no GPU). The demo's registry is its own, with the
+    GPU collector of that GPU; a ``monitor`` given gets the GPU collector registered.
 
     With ``traffic`` a background thread sends about ``rate`` requests per second of
-    real test rows to ``/predict``, so ``/metrics`` moves on its own. ``port=0`` picks
-    a free port. The URLs are printed (through ``echo``) before serving starts.
+    real test rows to ``/predict`` (and their true labels 10 s later), so the numbers
+    move on their own. ``port=0`` picks a free port. The URLs are printed before serving
+    starts; ``on_start`` is called with the base URL once the server answers.
     """
     import uvicorn
 
+    from inferwatch.demo.stack import DemoStack, check_webhook_url
+
     say = echo if echo is not None else _print
+    if webhook is not None:
+        check_webhook_url(webhook)
+    unknown = [name for name in faults if name not in Faults.model_fields]
+    if unknown:
+        raise ConfigError(
+            f"--fault: unknown fault {unknown[0]!r}; choose from {', '.join(Faults.model_fields)}",
+            field="fault",
+            value=unknown[0],
+        )
     sock = _bind(host, port)
     base = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
-    monitor = monitor if monitor is not None else Monitor(model="digits", version="1")
-    store = _open_store(db, monitor) if db else None
+    stack: DemoStack | None = None
     try:
-        app = create_app(monitor=monitor, store=store)
+        gpu = DemoGPU(simulated=True) if fake_gpu else DemoGPU.detect()
+        if fake_gpu is False and gpu.simulated:
+            gpu = DemoGPU(simulated=False)
+        if monitor is None:
+            monitor = Monitor(model="digits", version="1", registry=_demo_registry(gpu))
+        else:
+            monitor.registry.register(gpu.collector)
+        app = create_app(monitor=monitor, gpu=gpu)
+        stack = DemoStack(
+            monitor.registry, db=db, webhook=webhook, echo=say, external_url=base,
+            interval_s=interval_s,
+        )  # fmt: skip
+        app.mount("/", stack.app())
     except BaseException:
-        if store is not None:
-            store.close()
+        if stack is not None:
+            stack.stop()
         sock.close()
         raise
     classifier: DigitsClassifier = app.state.classifier
@@ -602,29 +717,43 @@ def run_demo(
             ready=lambda: bool(server.started),
             labels=classifier.data.y_test,
             feedback_url=f"{base}/feedback",
+            probe_url=f"{base}/readyz",
         )
+    if faults:
+        _set_faults(app, {name: True for name in faults})
     say(f"inferwatch demo: digits classifier, test accuracy {classifier.test_accuracy:.3f}")
-    say(f"  predict  POST {base}/predict")
-    say(f"  sample   GET  {base}/sample?n=3")
-    say(f"  feedback POST {base}/feedback  (true labels; the traffic sends them 10 s later)")
+    say(f"  dashboard     {base}/")
+    say(f"  predict       POST {base}/predict  (rows from GET {base}/sample?n=3)")
+    say(f"  alerts        {base}/api/v1/alerts  (rules: {base}/api/v1/rules)")
+    say(f"  query         {base}/api/v1/query?query=inferwatch_inferences_total")
+    say(f"  alertmanager  {base}/api/v2/alerts")
+    say(f"  metrics       {base}/metrics")
+    say(f"  ready         {base}/readyz")
+    say(f"  docs          {base}/docs")
+    say(f"  gpu           {gpu.name}")
+    flow = f"about {rate:g} requests/s, labels 10 s later" if traffic else "off"
+    say(f"  traffic       {flow}")
+    if webhook:
+        say(f"  webhook       {webhook} (alerts that fire and resolve)")
+    if db:
+        say(f"  store         {db} (this process's metrics every {interval_s:g} s; kept)")
+        say(f"  logs          {db}.log (inferwatch logs search {db}.log --outcome error)")
+    on = [name for name, value in app.state.faults if value]
+    say("  faults on     " + (", ".join(on) if on else "none"))
+    url_option = "" if base == "http://127.0.0.1:8000" else f" --url {base}"
     say(
-        f"  faults   POST {base}/faults  {{'model': true}}, {{'input_drift': true}}, "
-        "{'errors': true} or {'leak': true}"
+        f"Inject a fault: inferwatch fault errors{url_option}  (also latency, input-drift, "
+        "model, leak, gpu; --off to stop, 'inferwatch fault clear' for all)"
     )
-    say(f"  ready    GET  {base}/readyz")
-    say(f"  metrics  GET  {base}/metrics")
-    say(f"  docs     GET  {base}/docs")
-    if store is not None:
-        say(f"  query    GET  {base}/api/v1/query?query=inferwatch_inferences_total")
-    say("  traffic: " + (f"about {rate:g} requests/s in the background" if traffic else "off"))
-    manager = _collect_into(store, monitor) if store is not None else None
-    if store is not None:
-        say(f"  store    {db} (this process's metrics every 5 s; kept across restarts)")
-        say(f"  logs     {db}.log (inferwatch logs search {db}.log --outcome error)")
     say("Press Ctrl-C to stop.")
     with _quiet_signal_exit(server):
+        stack.start()
         if generator is not None:
             generator.start()
+        if on_start is not None:
+            threading.Thread(
+                target=_call_when_started, args=(server, on_start, base), daemon=True
+            ).start()
         try:
             server.run(sockets=[sock])
         finally:
@@ -633,30 +762,33 @@ def run_demo(
             growth.stop()
             if inference_log is not None:
                 inference_log.close()
-            if manager is not None:
-                manager.stop()
-            if store is not None:
-                store.close()
+            stack.stop()
             sock.close()
 
 
-def _open_store(db: str, monitor: Monitor) -> Store:
-    """Open the store, with its own metrics in the monitor's registry."""
-    from inferwatch.tsdb.store import Store
+def _demo_registry(gpu: DemoGPU) -> Registry:
+    """The demo's registry: process, system, the demo GPU's and torch-CUDA collectors."""
+    from inferwatch.collectors import ProcessCollector, SystemCollector, TorchCUDACollector
+    from inferwatch.sdk.registry import Registry
 
-    store = Store(db)
-    store.start_maintenance()
-    monitor.registry.register(store)
-    return store
+    return Registry(
+        collectors=[ProcessCollector(), SystemCollector(), gpu.collector, TorchCUDACollector()]
+    )
 
 
-def _collect_into(store: Store, monitor: Monitor) -> ScrapeManager:
-    """Start collecting the monitor's registry into the store every 5 s."""
-    from inferwatch.scrape import ScrapeManager
+def _set_faults(app: FastAPI, changes: dict[str, bool]) -> None:
+    """Turn faults on or off as ``POST /faults`` does, without a request."""
+    try:
+        app.state.set_faults(FaultsUpdate(**changes))
+    except HTTPException as exc:
+        raise ConfigError(f"--fault: {exc.detail}", field="fault") from None
 
-    manager = ScrapeManager(store, registry=monitor.registry, registry_interval=5.0)
-    manager.start()
-    return manager
+
+def _call_when_started(server: uvicorn.Server, callback: Callable[[str], None], base: str) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.02)
+    if server.started:
+        callback(base)
 
 
 def _print(line: str) -> None:
