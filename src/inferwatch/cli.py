@@ -766,6 +766,10 @@ app.command("query")(_query)
 app.command("alerts")(_alerts)
 app.add_typer(_silence_app, name="silence")
 
+from inferwatch.export.command import export as _export  # noqa: E402
+
+app.command("export")(_export)
+
 from inferwatch.demo.command import fault as _fault  # noqa: E402
 
 app.command("fault")(_fault)

@@ -1,0 +1,175 @@
+"""The exported ``docker-compose.yml``, the inferwatch image's Dockerfile and the README.
+
+Every service uses the host's network, so the addresses in the exported files
+(``127.0.0.1:9091`` for Prometheus, the targets of the scrape jobs, ...) mean the same
+inside the containers as outside: the same files run under compose and with the
+binaries started by hand, as the tests do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from inferwatch._version import __version__
+
+if TYPE_CHECKING:
+    from inferwatch.export.stack import Addresses, Stack
+
+#: Images of the stack's parts, pinned.
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
+ALERTMANAGER_IMAGE = "prom/alertmanager:v0.27.0"
+GRAFANA_IMAGE = "grafana/grafana:11.2.0"
+INFERWATCH_IMAGE = f"inferwatch:{__version__}"
+
+
+def dockerfile() -> str:
+    """A Dockerfile of an image with inferwatch and its server, analysis and demo extras."""
+    return (
+        "# The inferwatch server (and `inferwatch demo`), from PyPI.\n"
+        "FROM python:3.11-slim\n"
+        f'RUN pip install --no-cache-dir "inferwatch[server,analyze,demo]=={__version__}"\n'
+        'ENTRYPOINT ["inferwatch"]\n'
+    )
+
+
+def compose_file(stack: Stack, addresses: Addresses) -> dict[str, Any]:
+    """The mapping of ``docker-compose.yml``: Prometheus, Alertmanager, Grafana, the
+    inferwatch server and the model service, with the exported files mounted."""
+    prom_host, prom_port = addresses.prometheus.rsplit(":", 1)
+    am_listen = addresses.alertmanager
+    grafana_host, grafana_port = addresses.grafana.rsplit(":", 1)
+    services: dict[str, Any] = {
+        "prometheus": {
+            "image": PROMETHEUS_IMAGE,
+            "network_mode": "host",
+            "command": [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                f"--web.listen-address={prom_host}:{prom_port}",
+                "--web.enable-lifecycle",
+            ],
+            "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+            "restart": "unless-stopped",
+        },
+        "alertmanager": {
+            "image": ALERTMANAGER_IMAGE,
+            "network_mode": "host",
+            "command": [
+                "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--storage.path=/alertmanager",
+                f"--web.listen-address={am_listen}",
+                "--cluster.listen-address=",
+            ],
+            "volumes": ["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
+            "restart": "unless-stopped",
+        },
+        "grafana": {
+            "image": GRAFANA_IMAGE,
+            "network_mode": "host",
+            "environment": {
+                "GF_SERVER_HTTP_ADDR": grafana_host,
+                "GF_SERVER_HTTP_PORT": grafana_port,
+                "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": (
+                    "/var/lib/grafana/dashboards/inferwatch.json"
+                ),
+            },
+            "volumes": [
+                "./grafana/provisioning:/etc/grafana/provisioning:ro",
+                "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
+                "grafana-data:/var/lib/grafana",
+            ],
+            "depends_on": ["prometheus"],
+            "restart": "unless-stopped",
+        },
+    }
+    inferwatch_image = {"build": "./inferwatch", "image": INFERWATCH_IMAGE, "network_mode": "host"}
+    if stack.demo:
+        host, port = stack.inferwatch_address.rsplit(":", 1)
+        services["demo"] = {
+            **inferwatch_image,
+            "command": ["demo", "--host", host, "--port", port, "--db", "/data/inferwatch.db"],
+            "volumes": ["inferwatch-data:/data"],
+            "restart": "unless-stopped",
+        }
+    else:
+        services["inferwatch"] = {
+            **inferwatch_image,
+            "command": ["server", "--config", "/etc/inferwatch/inferwatch.yaml"],
+            "volumes": ["./inferwatch:/etc/inferwatch"],
+            "restart": "unless-stopped",
+        }
+        deployment = stack.deployment
+        if deployment is not None and deployment.image:
+            services[deployment.name] = {
+                "image": deployment.image,
+                "network_mode": "host",
+                "restart": "unless-stopped",
+            }
+    volumes: dict[str, Any] = {"prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}}
+    if stack.demo:
+        volumes["inferwatch-data"] = {}
+    return {"name": "inferwatch", "services": services, "volumes": volumes}
+
+
+def readme(stack: Stack, addresses: Addresses) -> str:
+    """The README of the exported directory: what is in it and how to run it."""
+    model_service = "the demo" if stack.demo else "the inferwatch server"
+    lines = [
+        "# The inferwatch stack, scaled out",
+        "",
+        f"Generated by `inferwatch export` from {stack.source}. Regenerate rather than edit:",
+        "the next export overwrites these files.",
+        "",
+        "| Part | Listens on | Files |",
+        "|---|---|---|",
+        f"| Prometheus | http://{addresses.prometheus} | `prometheus/prometheus.yml`, "
+        "`prometheus/rules/` |",
+        f"| Alertmanager | http://{addresses.alertmanager} | `alertmanager/alertmanager.yml` |",
+        f"| Grafana | http://{addresses.grafana} | `grafana/` (dashboard `inferwatch`) |",
+        f"| {model_service} | http://{stack.inferwatch_address} | "
+        + ("`inferwatch demo`" if stack.demo else "`inferwatch/inferwatch.yaml`")
+        + " |",
+        "",
+        "## Run it with Docker Compose",
+        "",
+        "    docker compose up -d --build",
+        "",
+        "Every service uses the host's network (`network_mode: host`, Linux), so the",
+        "addresses in these files are the same inside and outside the containers.",
+        "Grafana's first login is admin/admin.",
+        "",
+        "## Run it with the binaries",
+        "",
+        "    prometheus --config.file=prometheus/prometheus.yml "
+        f"--web.listen-address={addresses.prometheus}",
+        "    alertmanager --config.file=alertmanager/alertmanager.yml "
+        f"--web.listen-address={addresses.alertmanager}",
+        "    inferwatch demo"
+        if stack.demo
+        else "    inferwatch server --config inferwatch/inferwatch.yaml",
+        "",
+        "## How the parts fit",
+        "",
+        "- Prometheus scrapes the services and evaluates the same rule files as inferwatch.",
+        f"- The job `inferwatch-federate` pulls from {model_service}'s `/federate` what",
+        "  only inferwatch computes: baseline bounds (`<name>:upper`, `:lower`,",
+        "  `:anomaly_score`), `inferwatch_recommended_replicas`, cost and probe series, so",
+        "  baseline alerts work in Prometheus too.",
+        "- Prometheus sends alerts to the Alertmanager (webhook, Slack, email receivers) and",
+        f"  to {model_service}'s `/api/v2/alerts` (DingTalk, WeCom and Feishu receivers,",
+        "  which Alertmanager lacks). Each side's config routes the other side's receivers",
+        "  to a null receiver, so every notification is sent once.",
+        "- `kubernetes/keda-scaledobject.yaml` (KEDA) or `kubernetes/hpa.yaml`",
+        "  (autoscaling/v2 with an external metric, e.g. from prometheus-adapter) scale the",
+        "  Deployment on `inferwatch_recommended_replicas`; apply one of them, not both.",
+        "  An empty advice query is an error for KEDA, and its `fallback` keeps a fixed",
+        "  replica count: a missing series never scales the service to zero.",
+        "",
+        "## Check the files",
+        "",
+        "    promtool check config prometheus/prometheus.yml",
+        "    amtool check-config alertmanager/alertmanager.yml",
+    ]
+    if stack.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in stack.notes]
+    return "\n".join(lines) + "\n"
