@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import math
 import ssl
 import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 from inferwatch.loadtest.connection import Connection
 from inferwatch.loadtest.spec import LoadSpec
@@ -235,7 +237,8 @@ def run_engine(
     """Run one engine in a fresh event loop (uvloop when it is installed)."""
     engine = Engine(spec, share=share, shares=shares)
     try:
-        import uvloop
+        # Optional and untyped where it is installed: looked up by name for mypy's sake.
+        uvloop: Any = importlib.import_module("uvloop")
     except ImportError:
         return asyncio.run(engine.run(start_ns, on_progress))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
