@@ -165,3 +165,59 @@ def test_the_errors_fault_fires_and_resolves_on_the_webhook_and_the_console(demo
         lambda: demo.notified("HighErrorRatio", "resolved"), demo, "RESOLVED HighErrorRatio", 90
     )
     assert "ALERT RESOLVED HighErrorRatio model=digits version=1: " in demo.output()
+
+
+def test_the_dashboard_shows_the_live_demo_and_switches_a_fault(demo: Demo) -> None:
+    """The README's promise, in a real headless Chromium: the demo's dashboard fills with
+    live data, and a fault switched on from the page reaches the service."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = "/usr/bin/chromium"
+    assert Path(chromium).exists(), f"{chromium} is missing: install it with scripts/setup"
+    problems: list[str] = []
+    artifacts = Path(__file__).resolve().parents[2] / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    wait_until(lambda: bool(demo.query("inferwatch_inferences_total")), demo, "inferences", 60)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--headless=new"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type == "error" else None,
+            )
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{demo.url}/#/overview?range=5m&refresh=5s")
+            rps = page.locator("#stat-rps .value")
+            # A live request rate (the traffic generator sends about 4 per second).
+            page.wait_for_function(
+                "() => /\\d/.test(document.querySelector('#stat-rps .value')?.textContent || '')",
+                timeout=60_000,
+            )
+            assert any(ch.isdigit() for ch in rps.inner_text())
+            assert page.locator("canvas").count() > 0
+            page.screenshot(path=str(artifacts / "demo-dashboard.png"), full_page=True)
+
+            page.goto(f"{demo.url}/#/faults?range=5m&refresh=5s")
+            switch = page.locator('input[data-fault="latency"]')
+            switch.wait_for(timeout=30_000)
+            switch.check()
+            wait_until(
+                lambda: httpx.get(f"{demo.url}/faults", timeout=10).json()["latency"] is True,
+                demo,
+                "the latency fault switched on from the page",
+                30,
+            )
+            page.screenshot(path=str(artifacts / "demo-faults.png"), full_page=True)
+            switch.uncheck()
+            wait_until(
+                lambda: httpx.get(f"{demo.url}/faults", timeout=10).json()["latency"] is False,
+                demo,
+                "the latency fault switched off from the page",
+                30,
+            )
+        finally:
+            browser.close()
+    assert problems == []

@@ -16,6 +16,8 @@
   const RANGES = { "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
   const REFRESHES = { off: 0, "5s": 5000, "15s": 15000, "30s": 30000, "1m": 60000 };
   const VIEWS = ["overview", "alerts", "targets", "explore", "faults"];
+  // Features shown in the drift chart and table (all drifted ones are listed).
+  const DRIFT_TOP = 8;
   const TOKEN_KEY = "inferwatch.token";
   const THEME_KEY = "inferwatch.theme";
   const AUTHOR_KEY = "inferwatch.silence.createdBy";
@@ -727,8 +729,9 @@
       chart(P.accuracy, [{ expr: accuracy, label: "accuracy", color: "#10b981" }],
         { emptyText: "No labels received" });
       chart(P.drift, [
-        { expr: `max by (feature) (inferwatch_drift_psi{${m}})`, label: "PSI" },
-        { expr: `max by (feature) (inferwatch_drift_js_distance{${m}})`, label: "JS" },
+        // The most shifted features only: a model with many inputs would draw a wall.
+        { expr: `topk(${DRIFT_TOP}, max by (feature) (inferwatch_drift_psi{${m}}))`, label: "PSI" },
+        { expr: `topk(${DRIFT_TOP}, max by (feature) (inferwatch_drift_js_distance{${m}}))`, label: "JS" },
       ], { emptyText: "No drift detector" });
       jobs.push(fillDriftTable(P.driftlist, m, w).catch((err) => showPanelError(P.driftlist, err)));
       chart(P.replicas, [
@@ -800,8 +803,14 @@
         p.body.replaceChildren(emptyNote("No drift detector"));
         return;
       }
-      const rows = [...byFeature.entries()].sort((a, b) => Number(b[1].drifted) - Number(a[1].drifted) || a[0].localeCompare(b[0]));
+      const sorted = [...byFeature.entries()].sort((a, b) =>
+        Number(b[1].drifted) - Number(a[1].drifted) || (b[1].psi ?? -1) - (a[1].psi ?? -1) || a[0].localeCompare(b[0]));
+      // Every drifted feature, then the most shifted others, up to DRIFT_TOP rows.
+      const drifted = sorted.filter(([, v]) => v.drifted).length;
+      const rows = sorted.slice(0, Math.max(drifted, DRIFT_TOP));
+      const rest = sorted.length - rows.length;
       p.body.replaceChildren(
+        ...(rest > 0 ? [h("div", { class: "muted" }, `${rows.length} of ${sorted.length} features, most shifted first; the other ${rest} have not drifted`)] : []),
         h("div", { class: "table-wrap" },
           h("table", null,
             h("thead", null, h("tr", null, h("th", null, "Feature"), h("th", null, "State"),
