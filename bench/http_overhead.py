@@ -36,7 +36,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,10 +43,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel
+
+from procs import free_port, pin
 
 VARIANTS = ("plain", "inferwatch", "instrumentator")
 CONNECTIONS = 32
@@ -190,20 +191,6 @@ def python_load(port: int, seconds: float, connections: int) -> None:
 
 
 # -- the driver ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def pin(cpus: set[int] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that pins the child to ``cpus`` (None: no pinning)."""
-    if cpus is None:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:

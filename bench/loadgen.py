@@ -37,8 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
+
+from procs import free_port, pin
 
 BODY = b'{"label": 7, "score": 0.93}'
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
@@ -83,20 +85,6 @@ def serve(port: int) -> None:
 
 
 # -- the driver ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def pin(cpus: set[int] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that pins the child to ``cpus`` (None: no pinning)."""
-    if cpus is None:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
 
 
 @contextlib.contextmanager
