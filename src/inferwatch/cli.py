@@ -110,11 +110,9 @@ def demo(
             fake_gpu=True if fake_gpu else None,
         )
     except OSError as exc:
-        err_console.print(f"[red]error:[/red] {exc.strerror or exc}")
-        raise typer.Exit(code=1) from exc
+        _fail(exc.strerror or str(exc))
     except InferwatchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+        _fail(str(exc))
     except KeyboardInterrupt:
         pass
     console.print("stopped")
@@ -603,8 +601,7 @@ def anomaly_score(
     try:
         rows = score_csv(input_file, output_file)
     except InferwatchError as exc:
-        err_console.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1) from None
+        _fail(str(exc))
     _echo(f"scored {rows} rows into {output_file}")
 
 
