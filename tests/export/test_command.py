@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from inferwatch.cli import app
 from inferwatch.config import load_config
-from inferwatch.export.stack import demo_rule_file
+from inferwatch.demo.stack import RULES_FILE
 from inferwatch.promql.engine import parse
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -229,7 +229,7 @@ def test_demo_stack_without_config(tmp_path: Path) -> None:
     _check(_tool("promtool"), "check", "config", str(tmp_path / "prometheus" / "prometheus.yml"))
     _check(_tool("amtool"), "check-config", str(tmp_path / "alertmanager" / "alertmanager.yml"))
     rules = tmp_path / "prometheus" / "rules" / "rules.yml"
-    assert rules.read_bytes() == demo_rule_file().read_bytes()
+    assert rules.read_bytes() == RULES_FILE.read_bytes()
     config = _load(tmp_path / "prometheus" / "prometheus.yml")
     targets = [job["static_configs"][0]["targets"] for job in config["scrape_configs"]]
     assert targets == [["127.0.0.1:8123"], ["127.0.0.1:8123"]]

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inferwatch.export.stack import demo_rule_file
+from inferwatch.demo.stack import RULES_FILE
 from inferwatch.testing import WebhookReceiver
 from tests.conftest import Spawned
 from tests.integration.conftest import PrometheusProcess
@@ -76,7 +76,7 @@ def _config(demo: str, hook: str) -> str:
 listen: {demo}
 prometheus:
   global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-  rule_files: ["{demo_rule_file()}"]
+  rule_files: ["{RULES_FILE}"]
   scrape_configs:
     - job_name: demo
       static_configs: [{{targets: ["{demo}"]}}]

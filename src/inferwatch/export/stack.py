@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 #: Where ``inferwatch demo`` listens by default.
 DEMO_TARGET = "127.0.0.1:8000"
-#: Scrape and rule evaluation interval of the demo's stack.
-DEMO_INTERVAL = "2s"
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -94,16 +92,14 @@ class Stack:
     prometheus_extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def demo_rule_file() -> Path:
-    """The demo's packaged rule file (``inferwatch/demo/rules.yml``)."""
-    return Path(__file__).resolve().parent.parent / "demo" / "rules.yml"
-
-
 def demo_stack(target: str = DEMO_TARGET, *, webhook_url: str | None = None) -> Stack:
     """The stack around ``inferwatch demo`` listening at ``target``: it scrapes the demo,
     runs the demo's rules, and uses the demo's embedded server for ``/federate`` and
     for the alerts to inferwatch."""
-    rules = demo_rule_file()
+    from inferwatch.demo.stack import INTERVAL_S, RULES_FILE
+
+    rules = RULES_FILE
+    interval = f"{INTERVAL_S:g}s"
     notes: tuple[str, ...] = ()
     if not rules.is_file():
         notes = (f"the demo's rule file {rules} is missing; the stack has no rules",)
@@ -112,7 +108,7 @@ def demo_stack(target: str = DEMO_TARGET, *, webhook_url: str | None = None) -> 
         raise ConfigError(f"--target: not a host:port address (got {target!r})", value=target)
     return Stack(
         source="inferwatch demo",
-        global_={"scrape_interval": DEMO_INTERVAL, "evaluation_interval": DEMO_INTERVAL},
+        global_={"scrape_interval": interval, "evaluation_interval": interval},
         scrape_configs=({"job_name": "demo", "static_configs": [{"targets": [target]}]},),
         rule_files=(str(rules),) if rules.is_file() else (),
         alertmanager=am.default_config(webhook_url),
