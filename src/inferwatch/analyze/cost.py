@@ -33,6 +33,7 @@ instance type that fits the observed p95 at ``target_utilization``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,16 @@ class Prices:
         it = self.instance_types[instance_type]
         gpu = self.gpu_hour.get(it.gpu_type, 0.0) if it.gpu_type else 0.0
         return it.hourly + it.gpus * gpu
+
+    def placements(self, models_seen: Iterable[str] = ()) -> dict[str, ModelPlacement]:
+        """Where each priced model runs: those of ``models``, plus each of
+        ``models_seen`` not listed there, placed as ``default`` (when there is one)."""
+        out = dict(self.models)
+        if self.default is not None:
+            for model in models_seen:
+                if model:
+                    out.setdefault(model, self.default)
+        return out
 
 
 def _line(node: Node) -> int:
@@ -472,17 +483,15 @@ def cost_report(
         raise ConfigError(f"step must be > 0 seconds, not {step!r}", field="step", value=step)
     window = end - start
     step = max(step, math.ceil(window / 10_000))  # a range query holds 11,000 points at most
-    placements = dict(prices.models)
+    models_seen: list[str] = []
     if prices.default is not None:
         result = engine.instant_query(
             f"count by (model) (last_over_time(inferwatch_inferences_total[{int(window)}s]))",
             int(end * 1000),
         )
         if isinstance(result.value, list):
-            for s in result.value:
-                name = dict(getattr(s, "labels", ())).get("model")
-                if name and name not in placements:
-                    placements[name] = prices.default
+            models_seen = [dict(getattr(s, "labels", ())).get("model", "") for s in result.value]
+    placements = prices.placements(models_seen)
     rate_window = f"{max(int(step * 2), 60)}s"
     models: list[ModelCost] = []
     for model, place in sorted(placements.items()):

@@ -58,12 +58,8 @@ def snapshot_samples(families: Sequence[FamilySnapshot]) -> list[tuple[Labels, f
 def cost_samples(prices: Prices, models_seen: Sequence[str] = ()) -> list[tuple[Labels, float]]:
     """``inferwatch_model_cost_per_hour`` for every model of ``prices`` (and, with a
     default placement, for each of ``models_seen`` not listed)."""
-    placements = dict(prices.models)
-    if prices.default is not None:
-        for model in models_seen:
-            placements.setdefault(model, prices.default)
     out = []
-    for model, placement in sorted(placements.items()):
+    for model, placement in sorted(prices.placements(models_seen).items()):
         labels = {
             METRIC_NAME: COST_METRIC,
             "model": model,
@@ -147,7 +143,6 @@ class Analyzers:
                     result = self.engine.instant_query(_MODELS_QUERY, ts_ms)
                     if isinstance(result.value, list):
                         seen = [dict(s.labels).get("model", "") for s in result.value]
-                        seen = [m for m in seen if m]
                 self.store.append(ts_ms, cost_samples(self.prices, seen))
             except Exception as exc:
                 self._error("cost", exc)
